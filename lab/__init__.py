@@ -1,0 +1,1 @@
+"""Helpers for the Streamlit pages: chart builders, cached calls and widgets."""

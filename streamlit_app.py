@@ -1,0 +1,44 @@
+"""Entry point of the lab: `streamlit run streamlit_app.py`.
+
+st.navigation lists the four experiment pages explicitly, so the order and
+the addresses (/optimizer-fit, /gradient-norms, ...) are fixed here.
+"""
+
+import logging
+
+import streamlit as st
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def overview():
+    st.title("Optimisation and generalisation lab")
+    st.markdown(
+        "Train small neural networks in your browser and see how they are optimised and "
+        "why they generalise. Every result is cached: the same settings give the same "
+        "numbers, instantly, for everyone."
+    )
+    st.page_link(PAGES[1], label="**Optimizer fit**: loss curves of SGD, momentum, RMSprop, "
+                 "Adam and AdamW on a regression task.")
+    st.page_link(PAGES[2], label="**Gradient norms**: how much the gradient varies from one "
+                 "minibatch to the next after training.")
+    st.page_link(PAGES[3], label="**Double descent**: train and test error against network "
+                 "width, with the interpolation threshold marked.")
+    st.page_link(PAGES[4], label="**More data can hurt**: the same widths trained on more "
+                 "points.")
+    st.markdown(
+        "Each page trains when you press **Run** in its sidebar. Moving a slider changes "
+        "nothing until then, so a long run is never cut short by accident."
+    )
+
+
+PAGES = [
+    st.Page(overview, title="Overview", icon="🏠", default=True),
+    st.Page("pages/optimizer_fit.py", title="Optimizer fit", icon="📉", url_path="optimizer-fit"),
+    st.Page("pages/gradient_norms.py", title="Gradient norms", icon="📊", url_path="gradient-norms"),
+    st.Page("pages/double_descent.py", title="Double descent", icon="〰️", url_path="double-descent"),
+    st.Page("pages/more_data.py", title="More data can hurt", icon="➕", url_path="more-data"),
+]
+
+st.set_page_config(page_title="Optimisation lab", layout="wide")
+st.navigation(PAGES).run()
