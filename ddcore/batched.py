@@ -16,6 +16,7 @@ the update 0 / (sqrt(0) + eps) is 0. It stays zero for the whole run.
 import math
 
 import torch
+from torch.optim.adam import adam as functional_adam
 
 from ddcore.models import StudentMLP, init_model_
 
@@ -70,11 +71,11 @@ class StackedStudents:
         self.params = self._views(self.flat)
         self.grads = self._views(self.grad_flat)
 
-        # torch's fused Adam updates the whole flat buffer in one kernel.
-        # Adam acts on each element alone, so this is the same update that
-        # each student would get from its own optimizer.
-        self.flat.grad = self.grad_flat
-        self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=True)
+        # Adam's state: first and second moments and the step count.
+        self.lr = lr
+        self.exp_avg = torch.zeros(size, dtype=dtype)
+        self.exp_avg_sq = torch.zeros(size, dtype=dtype)
+        self.step_count = torch.zeros((), dtype=torch.float32)
 
         for k, student in enumerate(students):
             self._copy_in(k, student)
@@ -146,8 +147,18 @@ class StackedStudents:
         return loss
 
     def adam_step(self):
-        """One Adam update of every parameter of every student."""
-        self.optimizer.step()
+        """One Adam update of every parameter of every student.
+
+        torch's functional Adam with fused=True updates the flat buffer in
+        one kernel, without the per-call bookkeeping of torch.optim.Adam.
+        Adam acts on each element alone, so this is the update each student
+        would get from its own torch.optim.Adam with the default betas and eps.
+        """
+        functional_adam(
+            [self.flat], [self.grad_flat], [self.exp_avg], [self.exp_avg_sq], [],
+            [self.step_count], fused=True, amsgrad=False, lr=self.lr,
+            beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False,
+        )
 
     @torch.no_grad()
     def mse(self, x, y, rows_per_chunk=2048):

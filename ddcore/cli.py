@@ -786,6 +786,9 @@ def main(argv=None):
     ValueError covers the engine's checks of settings and its DataFileError
     and WorkBudgetError. --help prints and raises SystemExit(0) as usual.
     """
+    # One thread: the matrices are small, and on a busy 2-core machine
+    # threads that contend for the cores make training many times slower.
+    torch.set_num_threads(1)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:

@@ -23,11 +23,11 @@ RESULT_COLUMNS = ["width", "n_params", "seed", "n_train", "train_mse", "test_mse
 EPOCHS_PER_CHUNK = 100  # progress is reported and cancellation checked this often
 
 # Cost model for grouping widths into buckets. A bucket costs a fixed
-# overhead per epoch (Python and kernel launches) plus time proportional
-# to its padded multiply-adds. Measured on a 2-core x86 machine with
-# benchmarks/bench_sweep.py; only their ratio matters for the grouping.
-OVERHEAD_PER_EPOCH_S = 3e-4
-SECONDS_PER_MAC = 1.5e-10
+# overhead per epoch (about 20 small torch calls) plus time proportional to
+# its padded multiply-adds. Both were measured with one torch thread on a
+# 2-core x86 machine; only their ratio matters for the grouping.
+OVERHEAD_PER_EPOCH_S = 7e-5
+SECONDS_PER_MAC = 6e-11
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,9 @@ def train_epoch_batched(stack, x, y, config, generators):
     return total / len(batches)
 
 
+# Inference mode, although this trains: the gradients are computed by hand,
+# and skipping autograd's bookkeeping saves about a quarter of each small op.
+@torch.inference_mode()
 def train_bucket(data, runs, config, progress):
     """Train the (width, seed) runs of one bucket together; return result rows."""
     dtype = config.torch_dtype

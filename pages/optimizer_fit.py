@@ -17,26 +17,27 @@ TARGETS = [10.0**e for e in range(-9, 0)]
 
 
 def data_controls():
-    """Upload box and the name of the data set in use."""
+    """Sidebar upload box; returns the data set in use after reading any new upload."""
+    uploaded = st.sidebar.file_uploader(
+        "Data file (.pth)", type=["pth", "pt"], key="fit_upload",
+        help="A dict with X_tensor of shape (n, d) and Y_tensor of shape (n, k); the "
+             "network adapts to d inputs and k outputs. `python -m ddcore example-data "
+             "--out example.pth` writes an example.",
+    )
+    if uploaded is not None and uploaded.file_id != st.session_state.get("seen_upload"):
+        st.session_state["seen_upload"] = uploaded.file_id
+        previous = problem1.current_data()
+        try:
+            for note in problem1.accept_upload(uploaded).data.notes:
+                st.info(note)
+        except ValueError as error:
+            st.error(f"{uploaded.name} was rejected: {error} Still using the {previous.label}.")
+
     choice = problem1.current_data()
-    with st.expander(f"Data: {choice.label}", expanded=False):
-        st.markdown(
-            "Upload a `.pth` file holding a dict with `X_tensor` of shape (n, d) and "
-            "`Y_tensor` of shape (n, k). The network adapts to d inputs and k outputs. "
-            "`python -m ddcore example-data --out example.pth` writes an example."
-        )
-        uploaded = st.file_uploader("Data file (.pth)", type=["pth", "pt"], key="fit_upload")
-        if uploaded is not None and uploaded.file_id != st.session_state.get("seen_upload"):
-            st.session_state["seen_upload"] = uploaded.file_id
-            try:
-                choice = problem1.accept_upload(uploaded)
-                for note in choice.data.notes:
-                    st.info(note)
-            except ValueError as error:
-                st.error(f"{uploaded.name} was rejected: {error} Still using the {choice.label}.")
-        if choice.key != problem1.BUILTIN_KEY and st.button("Use the built-in data set"):
-            st.session_state.pop("problem1_data")
-            choice = problem1.current_data()
+    if choice.key != problem1.BUILTIN_KEY and st.sidebar.button("Use the built-in data set"):
+        st.session_state.pop("problem1_data")
+        choice = problem1.current_data()
+    st.caption(f"Data: {choice.label}")
     return choice
 
 

@@ -5,6 +5,7 @@ because starting the app imports torch and takes several seconds.
 """
 
 import pytest
+import torch
 
 from e2e_support import (
     CHROMIUM_ARGS,
@@ -18,6 +19,10 @@ from e2e_support import (
     stop_process_tree,
     wait_until_healthy,
 )
+
+# As in the app and the command line: one thread trains these small models
+# faster than two threads contending for a busy machine's cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

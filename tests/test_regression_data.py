@@ -183,6 +183,7 @@ def test_other_file_type_rejected(content, expected):
     assert "not a PyTorch file" in str(raised.value)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_plain_pickle_rejected():
     x, y = valid_xy()
     content = pickle.dumps({"X_tensor": x, "Y_tensor": y})
@@ -208,6 +209,7 @@ def test_malicious_torch_file_not_run(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_plain_pickle_not_run(tmp_path):
     control_marker = tmp_path / "control_marker"
     pickle.loads(pickle.dumps(CreateFileOnLoad(control_marker)))
@@ -222,7 +224,7 @@ def test_malicious_plain_pickle_not_run(tmp_path):
     assert not marker.exists()
 
 
-def test_numpy_arrays_refused_with_hint():
+def test_numpy_arrays_rejected_with_hint():
     content = saved_bytes({"X_tensor": np.zeros((3, 2)), "Y_tensor": np.zeros((3, 1))})
 
     with pytest.raises(DataFileError, match=r"numpy\S*_reconstruct") as raised:
@@ -336,8 +338,8 @@ def test_extra_keys_ignored_with_note():
 @pytest.mark.parametrize(
     ("x", "y", "expected"),
     [
-        (torch.zeros(5, 3), torch.zeros(5), r"Y_tensor has 1 dimension \(shape \(5,\)\)"),
-        (torch.zeros(5), torch.zeros(5, 2), r"X_tensor has 1 dimension \(shape \(5,\)\)"),
+        (torch.zeros(5, 3), torch.zeros(5), r"Y_tensor has 1 dimension \(shape \(5,"),
+        (torch.zeros(5), torch.zeros(5, 2), r"X_tensor has 1 dimension \(shape \(5,"),
         (
             torch.zeros(10, 3),
             torch.zeros(10, 2, 1),
@@ -375,7 +377,8 @@ def test_single_row_rejected():
 
 
 def test_zero_columns_rejected():
-    with pytest.raises(DataFileError, match=r"Y_tensor has 0 columns \(shape \(4, 0\)\)"):
+    expected = r"Y_tensor has 0 columns \(shape \(4, 0\)\)"
+    with pytest.raises(DataFileError, match=expected):
         load_xy_file(xy_bytes(torch.zeros(4, 3), torch.zeros(4, 0)))
 
 
@@ -513,7 +516,8 @@ def test_nan_in_targets_named():
 def test_float64_overflow_rejected():
     x = torch.tensor([[1e300, 1.0], [-1e40, 2.0]], dtype=torch.float64)
 
-    with pytest.raises(DataFileError, match="X_tensor has 2 values too large for float32"):
+    expected = "X_tensor has 2 values too large for float32"
+    with pytest.raises(DataFileError, match=expected):
         load_xy_file(xy_bytes(x, torch.zeros(2, 1)))
 
 
