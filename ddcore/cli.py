@@ -19,7 +19,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -28,7 +27,9 @@ from ddcore.data import EXERCISE_SEED, make_teacher_data
 
 # The exercise's width sweep: 14 widths, roughly log-spaced from 2 to 60.
 EXERCISE_WIDTHS = (2, 3, 4, 5, 6, 8, 10, 13, 17, 22, 28, 36, 47, 60)
-MORE_DATA_N_TRAIN = (100, 200, 500)
+# The exercise compares widths 28 and 47 trained on 100 and on 500 points.
+MORE_DATA_WIDTHS = (28, 47)
+MORE_DATA_N_TRAIN = (100, 500)
 
 # The exercise trains one student per width, so one seed is the default.
 # More seeds show how much test MSE varies with the initialisation.
@@ -128,20 +129,16 @@ def positive_int_list(text):
 
 
 def log_spaced_widths(text):
-    """Parse "MIN,MAX,COUNT" into COUNT log-spaced integer widths, without repeats."""
+    """Parse "MIN,MAX,COUNT" into COUNT distinct log-spaced integer widths."""
     values = positive_int_list(text)
     if len(values) != 3:
         raise argparse.ArgumentTypeError(
             f"{text!r} has {len(values)} values; use MIN,MAX,COUNT such as 2,60,14"
         )
-
-    low, high, count = values
-    if low > high:
-        raise argparse.ArgumentTypeError(f"MIN {low} is greater than MAX {high}")
-
-    # Rounding can map neighbouring points at small widths to one integer.
-    widths = np.unique(np.rint(np.geomspace(low, high, count)).astype(int))
-    return [int(w) for w in widths]
+    try:
+        return sweep.log_spaced_widths(*values)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def output_path(text):
@@ -257,8 +254,8 @@ def width_options(default_widths):
         type=log_spaced_widths,
         default=None,
         metavar="MIN,MAX,COUNT",
-        help="COUNT log-spaced integer widths from MIN to MAX in place of --widths; "
-        "rounding can merge neighbours, so 2,60,14 gives 13 widths (default: not used)",
+        help="COUNT distinct log-spaced integer widths from MIN to MAX in place of "
+        "--widths; 2,60,14 gives the exercise's widths (default: not used)",
     )
     return parent
 
@@ -354,7 +351,7 @@ def add_sweep_command(commands, parents):
 def add_more_data_command(commands, parents):
     parser = commands.add_parser(
         "more-data",
-        parents=[width_options(EXERCISE_WIDTHS), *parents],
+        parents=[width_options(MORE_DATA_WIDTHS), *parents],
         help="the width sweep at several training-set sizes",
         description="Train every width with every seed at each training-set size N and "
         "write one CSV row per (width, N, seed). All sizes share the first 100 "

@@ -98,9 +98,9 @@ def test_sweep_widths_log(capsys):
     assert list(pd.read_csv(io.StringIO(stdout))["width"]) == [2, 3, 5, 8]
 
 
-def test_widths_log_drops_duplicates():
-    widths = cli.log_spaced_widths("1,3,10")
-    assert widths == [1, 2, 3]
+def test_widths_log_gives_exercise_widths():
+    widths = cli.log_spaced_widths("2,60,14")
+    assert widths == [2, 3, 4, 5, 6, 8, 10, 13, 17, 22, 28, 36, 47, 60]
 
 
 def test_sweep_progress_only_when_asked(capsys):
@@ -371,7 +371,7 @@ def test_help_states_every_default(command):
                 "(default: full batch",
             ],
         ),
-        ("more-data", ["(default: 100,200,500)", "(default: 0.001)"]),
+        ("more-data", ["(default: 100,500)", "(default: 0.001)"]),
         (
             "fit",
             [
@@ -415,7 +415,7 @@ def test_top_level_help_lists_commands(capsys):
         (["sweep", "--widths", "0,4"], "--widths: 0 is invalid"),
         (["sweep", "--widths", ""], "empty item"),
         (["sweep", "--widths", "2,,4"], "'2,,4' has an empty item"),
-        (["sweep", "--widths-log", "10,5,3"], "MIN 10 is greater than MAX 5"),
+        (["sweep", "--widths-log", "10,5,3"], "smallest width (10) is above the largest (5)"),
         (["sweep", "--widths-log", "2,8"], "'2,8' has 2 values"),
         (["sweep", "--seeds", "1.5"], "--seeds: '1.5' is not an integer"),
         (["sweep", "--noise", "-0.5"], "--noise: -0.5 is invalid"),
