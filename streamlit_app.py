@@ -2,6 +2,9 @@
 
 st.navigation lists the four experiment pages explicitly, so the order and
 the addresses (/optimizer-fit, /gradient-norms, ...) are fixed here.
+NOTE: each page's file name matches its url_path. Streamlit still scans the
+pages/ folder, and a visitor who opens /double-descent directly gets a
+"Page not found" dialog when no file there carries that name.
 """
 
 import logging
@@ -39,11 +42,11 @@ def overview():
 
 
 PAGES = [
-    st.Page(overview, title="Overview", icon="🏠", default=True),
-    st.Page("pages/optimizer_fit.py", title="Optimizer fit", icon="📉", url_path="optimizer-fit"),
-    st.Page("pages/gradient_norms.py", title="Gradient norms", icon="📊", url_path="gradient-norms"),
-    st.Page("pages/double_descent.py", title="Double descent", icon="〰️", url_path="double-descent"),
-    st.Page("pages/more_data.py", title="More data can hurt", icon="➕", url_path="more-data"),
+    st.Page(overview, title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/optimizer-fit.py", title="Optimizer fit", icon=":material/trending_down:", url_path="optimizer-fit"),
+    st.Page("pages/gradient-norms.py", title="Gradient norms", icon=":material/bar_chart:", url_path="gradient-norms"),
+    st.Page("pages/double-descent.py", title="Double descent", icon=":material/show_chart:", url_path="double-descent"),
+    st.Page("pages/more-data.py", title="More data can hurt", icon=":material/dataset:", url_path="more-data"),
 ]
 
 st.set_page_config(page_title="Optimisation lab", layout="wide")

@@ -1,6 +1,8 @@
 """Smoke test of benchmarks/bench_sweep.py: a short run prints its report."""
 
 import importlib.util
+from contextlib import redirect_stdout
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,6 @@ def load_bench_module():
 @pytest.fixture(scope="module")
 def quick_report():
     bench = load_bench_module()
-    from io import StringIO
-    from contextlib import redirect_stdout
-
     output = StringIO()
     with redirect_stdout(output):
         exit_code = bench.main(["--quick", "--repeats", "1", "--widths", "2,8"])
