@@ -18,7 +18,7 @@ import math
 import torch
 from torch.optim.adam import adam as functional_adam
 
-from ddcore.models import StudentMLP, init_model_
+from ddcore.models import StudentMLP, build_model
 
 
 
@@ -41,9 +41,8 @@ def student_generator(width, seed):
 
 def init_student(width, seed, d_in, d_out, dtype=torch.float32):
     """A StudentMLP initialised as nn.Linear would, from student_generator."""
-    model = StudentMLP(d_in, width, d_out)
     generator = student_generator(width, seed)
-    init_model_(model, generator)
+    model = build_model(lambda: StudentMLP(d_in, width, d_out), generator)
     return model.to(dtype), generator
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ddcore.models import init_model_
+from ddcore.models import build_model
 
 EXERCISE_SEED = 78798
 EXERCISE_N_TRAIN = 100  # training points drawn before the test set
@@ -46,8 +46,10 @@ class TeacherData:
 
 def make_teacher(generator, d_in=D_IN, d_out=D_OUT, width=TEACHER_WIDTH):
     """The exercise's teacher, d_in -> width (tanh) -> d_out, drawn from a generator."""
-    teacher = nn.Sequential(nn.Linear(d_in, width), nn.Tanh(), nn.Linear(width, d_out))
-    return init_model_(teacher, generator).eval()
+    def make():
+        return nn.Sequential(nn.Linear(d_in, width), nn.Tanh(), nn.Linear(width, d_out))
+
+    return build_model(make, generator).eval()
 
 
 def make_teacher_data(n_train=100, noise=0.1, seed=EXERCISE_SEED, n_test=N_TEST):
@@ -58,7 +60,7 @@ def make_teacher_data(n_train=100, noise=0.1, seed=EXERCISE_SEED, n_test=N_TEST)
     """
     if n_train < 1:
         raise ValueError(f"n_train must be at least 1, got {n_train}.")
-    if noise < 0:
+    if not noise >= 0:  # also rejects NaN
         raise ValueError(f"noise must be 0 or more, got {noise}.")
 
     generator = torch.Generator().manual_seed(seed)

@@ -104,3 +104,16 @@ def init_model_(model, generator):
         if isinstance(module, nn.Linear):
             init_linear_(module, generator)
     return model
+
+
+def build_model(make, generator):
+    """Call make() to build a model, then initialise it from generator.
+
+    Built on the meta device, the layers allocate nothing and draw no random
+    numbers, so the global random state stays untouched; to_empty then
+    allocates the weights that init_model_ fills.
+    """
+    with torch.device("meta"):
+        model = make()
+    model.to_empty(device="cpu")
+    return init_model_(model, generator)

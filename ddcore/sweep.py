@@ -17,7 +17,7 @@ import torch
 from ddcore.batched import StackedStudents, init_student
 from ddcore.data import EXERCISE_SEED, make_teacher_data
 from ddcore.models import student_n_params
-from ddcore.training import TrainingCancelled
+from ddcore.training import TrainingCancelled, epoch_batches, epoch_order
 
 RESULT_COLUMNS = ["width", "n_params", "seed", "n_train", "train_mse", "test_mse", "diverged_epoch"]
 EPOCHS_PER_CHUNK = 100  # progress is reported and cancellation checked this often
@@ -106,7 +106,7 @@ def train_epoch_batched(stack, x, y, config, generators):
         return loss
 
     # Each student shuffles with its own generator, as it would alone.
-    order = torch.stack([torch.randperm(len(x), generator=g) for g in generators])
+    order = torch.stack([epoch_order(len(x), g) for g in generators])
     total = torch.zeros(stack.k, dtype=x.dtype)
     batches = order.split(config.batch_size, dim=1)
     for index in batches:
@@ -235,7 +235,7 @@ def train_student_reference(data, width, seed, config):
         if batch_size >= len(x):
             batches = [slice(None)]
         else:
-            batches = torch.randperm(len(x), generator=generator).split(batch_size)
+            batches = epoch_batches(len(x), batch_size, generator)
         for index in batches:
             optimizer.zero_grad()
             loss = torch.nn.functional.mse_loss(model(x[index]), y[index])

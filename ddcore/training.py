@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ddcore.models import RegressionMLP, init_model_
+from ddcore.models import RegressionMLP, build_model
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
 
@@ -39,8 +39,10 @@ class TrainConfig:
             raise ValueError(f"The batch size must be at least 1, got {self.batch_size}.")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be at least 1, got {self.max_epochs}.")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}.")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}.")
 
 
 @dataclass
@@ -70,14 +72,23 @@ def make_optimizer(params, config):
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 
-def epoch_batches(n_samples, batch_size, generator):
-    """Index tensors of one shuffled epoch.
+def epoch_order(n_samples, generator):
+    """The shuffled sample order of one epoch, as DataLoader draws it.
 
-    torch.randperm with the same generator is what DataLoader(shuffle=True,
-    generator=...) draws, so this order matches that loader's without its
-    per-batch overhead.
+    Per epoch, DataLoader(shuffle=True, generator=g) draws a base seed for
+    its workers, the permutation it uses, and a second permutation whose
+    slice of length 0 it discards (torch 2.13). Drawing the same three keeps
+    this order identical to that loader's, without its per-batch overhead.
     """
-    return torch.randperm(n_samples, generator=generator).split(batch_size)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(n_samples, generator=generator)
+    torch.randperm(n_samples, generator=generator)
+    return order
+
+
+def epoch_batches(n_samples, batch_size, generator):
+    """Index tensors of the minibatches of one shuffled epoch."""
+    return epoch_order(n_samples, generator).split(batch_size)
 
 
 def train_one_epoch(model, x, y, optimizer, batches):
@@ -142,7 +153,7 @@ def train_regressor(x, y, config, on_epoch=None, should_stop=None):
 
     Returns the trained model and its FitResult.
     """
-    model = RegressionMLP(x.shape[1], y.shape[1])
-    init_model_(model, torch.Generator().manual_seed(config.seed))
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_model(lambda: RegressionMLP(x.shape[1], y.shape[1]), generator)
     result = fit(model, x, y, config, on_epoch=on_epoch, should_stop=should_stop)
     return model, result

