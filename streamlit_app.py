@@ -2,9 +2,12 @@
 
 st.navigation lists the four experiment pages explicitly, so the order and
 the addresses (/optimizer-fit, /gradient-norms, ...) are fixed here.
-NOTE: each page's file name matches its url_path. Streamlit still scans the
-pages/ folder, and a visitor who opens /double-descent directly gets a
-"Page not found" dialog when no file there carries that name.
+NOTE: Streamlit 1.67 serves the very first run after a server start as a
+legacy pages/ app, until this script has called st.navigation once. The
+file names (optimizer_fit.py) differ from the addresses (optimizer-fit) on
+purpose: a legacy match would run that page alone, without this frame. The
+price is a "Page not found" notice for the first visitor who opens a page
+address directly on a freshly started server; the page still loads.
 """
 
 import logging
@@ -43,10 +46,10 @@ def overview():
 
 PAGES = [
     st.Page(overview, title="Overview", icon=":material/home:", default=True),
-    st.Page("pages/optimizer-fit.py", title="Optimizer fit", icon=":material/trending_down:", url_path="optimizer-fit"),
-    st.Page("pages/gradient-norms.py", title="Gradient norms", icon=":material/bar_chart:", url_path="gradient-norms"),
-    st.Page("pages/double-descent.py", title="Double descent", icon=":material/show_chart:", url_path="double-descent"),
-    st.Page("pages/more-data.py", title="More data can hurt", icon=":material/dataset:", url_path="more-data"),
+    st.Page("pages/optimizer_fit.py", title="Optimizer fit", icon=":material/trending_down:", url_path="optimizer-fit"),
+    st.Page("pages/gradient_norms.py", title="Gradient norms", icon=":material/bar_chart:", url_path="gradient-norms"),
+    st.Page("pages/double_descent.py", title="Double descent", icon=":material/show_chart:", url_path="double-descent"),
+    st.Page("pages/more_data.py", title="More data can hurt", icon=":material/dataset:", url_path="more-data"),
 ]
 
 st.set_page_config(page_title="Optimisation lab", layout="wide")

@@ -37,10 +37,10 @@ RUN_TIMEOUT_S = 120
 # UnknownElement whose type is the name of its proto field.
 CHART_TYPE = "vega_lite_chart"
 
-OPTIMIZER_FIT = "pages/optimizer-fit.py"
-GRADIENT_NORMS = "pages/gradient-norms.py"
-DOUBLE_DESCENT = "pages/double-descent.py"
-MORE_DATA = "pages/more-data.py"
+OPTIMIZER_FIT = "pages/optimizer_fit.py"
+GRADIENT_NORMS = "pages/gradient_norms.py"
+DOUBLE_DESCENT = "pages/double_descent.py"
+MORE_DATA = "pages/more_data.py"
 ALL_PAGES = [OPTIMIZER_FIT, GRADIENT_NORMS, DOUBLE_DESCENT, MORE_DATA]
 
 # Problem 1 settings small enough for a test: a few epochs, and a target
