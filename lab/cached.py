@@ -58,13 +58,15 @@ def grad_norms(data_key, settings, grad_batch_size, _data, _progress=None):
     the fit settings or the data changed.
     """
     fitted = fit_regressor(data_key, settings, _data, _progress)
-    model = RegressionMLP(_data.d_in, _data.d_out)
-    model.load_state_dict(fitted["state_dict"])
+    with torch.device("meta"):  # no memory or random draws for weights replaced below
+        model = RegressionMLP(_data.d_in, _data.d_out)
+    model.load_state_dict(fitted["state_dict"], assign=True)
 
     seed = training.TrainConfig(*settings).seed
     stats = gradnorms.minibatch_grad_norms(model, _data.x, _data.y, grad_batch_size, seed)
     norms = pd.DataFrame({"batch": range(1, len(stats.norms) + 1), "grad_norm": stats.norms})
-    return norms, {"mean": stats.mean, "std": stats.std, "variance": stats.variance}
+    summary = {"mean": stats.mean, "std": stats.std, "variance": stats.variance}
+    return norms, summary, fitted["diverged_epoch"]
 
 
 def progress_callbacks(progress):
@@ -92,8 +94,3 @@ def more_data(widths, n_values, seeds, epochs, lr, noise, _progress=None):
         widths, n_values, seeds, config, noise=noise,
         on_progress=on_progress, should_stop=should_stop,
     )
-
-
-def torch_threads():
-    """Number of threads torch uses for one computation (for the overview page)."""
-    return torch.get_num_threads()

@@ -54,8 +54,14 @@ with ui.friendly_errors("computing gradient norms"):
         st.info("Choose the batch size in the sidebar and press **Run**.")
     else:
         problem1.check_fit_budget(choice, config)
-        norms, stats = run_with_progress(
+        norms, stats, diverged_epoch = run_with_progress(
             cached.grad_norms, choice.key, problem1.astuple(config), batch_size, choice.data,
             label="Training the model for the gradient pass…",
         )
+        if diverged_epoch:
+            st.warning(
+                f"The model's training diverged at epoch {diverged_epoch} (its loss became NaN "
+                "or infinite), so its gradient norms are not finite. On the Optimizer fit "
+                f"page, try a learning rate below {config.lr:g}."
+            )
         show_norms(norms, stats, batch_size)

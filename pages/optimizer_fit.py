@@ -60,7 +60,7 @@ def settings_form(current):
                        weight_decay=weight_decay, seed=int(seed))
 
 
-def show_result(result, config):
+def show_result(result, config, n_samples):
     history = result["history"]
     epochs_run = len(history)
     reached = result["epochs_to_target"]
@@ -69,6 +69,9 @@ def show_result(result, config):
     middle.metric("Epochs to target", reached if reached else "not reached")
     right.metric("Final epoch MSE", f"{history['train_loss'].iloc[-1]:.3g}")
 
+    if config.batch_size > n_samples:
+        st.info(f"The batch size {config.batch_size} is larger than the {n_samples} samples, "
+                "so every epoch is one full batch.")
     if result["diverged_epoch"]:
         st.warning(
             f"The loss became NaN or infinite at epoch {result['diverged_epoch']}; training "
@@ -96,6 +99,6 @@ with ui.friendly_errors("training the regressor"):
 
     if st.session_state.get("fit_requested"):
         config = problem1.current_settings()
-        show_result(problem1.fit(choice, config, run_with_progress), config)
+        show_result(problem1.fit(choice, config, run_with_progress), config, choice.data.n_samples)
     else:
         st.info("Choose the settings in the sidebar and press **Run**.")
