@@ -5,7 +5,7 @@ few tiny matrix products plus Python and autograd overhead, and the overhead
 dominates. Here the weights of K students are stacked along a leading model
 dimension and zero-padded to a common width P, so one batched product per
 layer serves all K. The forward and backward passes are written out by hand,
-and Adam updates one flat buffer that holds every parameter.
+and Adam updates one flat buffer that contains every parameter.
 
 Padding is exact, not approximate: a padded unit has zero incoming weights,
 zero bias and zero outgoing weights. Its pre-activation is 0, ReLU passes no
@@ -15,6 +15,7 @@ the update 0 / (sqrt(0) + eps) is 0. It stays zero for the whole run.
 
 import math
 
+import numpy as np
 import torch
 from torch.optim.adam import adam as functional_adam
 
@@ -33,14 +34,15 @@ def student_generator(width, seed):
     Mixing width and seed through SeedSequence gives every run of a sweep an
     independent initialisation, reproducible from the two numbers alone.
     """
-    import numpy as np
-
     state = np.random.SeedSequence([seed, width]).generate_state(1)[0]
     return torch.Generator().manual_seed(int(state))
 
 
 def init_student(width, seed, d_in, d_out, dtype=torch.float32):
-    """A StudentMLP initialised as nn.Linear would, from student_generator."""
+    """Build a StudentMLP initialised as nn.Linear would be, from student_generator.
+
+    Returns the model and its generator, which then shuffles that student's minibatches.
+    """
     generator = student_generator(width, seed)
     model = build_model(lambda: StudentMLP(d_in, width, d_out), generator)
     return model.to(dtype), generator
@@ -146,7 +148,7 @@ class StackedStudents:
         return loss
 
     def adam_step(self):
-        """One Adam update of every parameter of every student.
+        """Apply one Adam update to every parameter of every student.
 
         torch's functional Adam with fused=True updates the flat buffer in
         one kernel, without the per-call bookkeeping of torch.optim.Adam.
