@@ -22,7 +22,6 @@ from torch.optim.adam import adam as functional_adam
 from ddcore.models import StudentMLP, build_model
 
 
-
 def relu_backward(grad, activation):
     """Gradient through ReLU: zero where its output is 0, as torch's own backward does."""
     return torch.ops.aten.threshold_backward(grad, activation, 0)
