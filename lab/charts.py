@@ -10,6 +10,8 @@ and the chart subtitle states how many values were changed.
 """
 
 
+from dataclasses import dataclass
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -123,10 +125,17 @@ def _log_axis():
 
 
 def _style_for_projector(chart):
-    """Enlarge fonts so that labels stay readable when projected in a lecture hall."""
+    """Set the chart height and enlarge fonts for a projector."""
+    return _configure_for_projector(chart.properties(height=CHART_HEIGHT))
+
+
+def _configure_for_projector(chart):
+    """Enlarge fonts so that labels stay readable when projected in a lecture hall.
+
+    Altair cannot concatenate a configured chart, so a concatenated chart calls this once, on the result.
+    """
     return (
-        chart.properties(height=CHART_HEIGHT)
-        .configure_axis(labelFontSize=14, titleFontSize=16)
+        chart.configure_axis(labelFontSize=14, titleFontSize=16)
         .configure_legend(labelFontSize=14, titleFontSize=15)
         .configure_title(fontSize=20, subtitleFontSize=14, subtitleColor="#333333", anchor="start")
     )
@@ -269,6 +278,39 @@ def grad_norm_chart(norms, mean=None, floor=DEFAULT_LOG_FLOOR):
 # ---------------------------------------------------------------------------
 
 
+# Heights of the plot areas. The test panel gets more, because the test curve shows the double
+# descent. Their sum stays below CHART_HEIGHT because in a concatenated chart the title, the
+# threshold label and the width axis come on top of these heights. Streamlit fits a single view,
+# title and axes included, into CHART_HEIGHT.
+TEST_PANEL_HEIGHT = 200
+TRAIN_PANEL_HEIGHT = 120
+PANEL_SPACING = 16
+SPLIT_COLORS = {"train": TRAIN_COLOR, "test": TEST_COLOR}
+# The test MSE axis spans at least this factor, and adds this fraction of its log span
+# above and below the values.
+MIN_TEST_DOMAIN_RATIO = 2.0
+TEST_DOMAIN_MARGIN = 0.08
+# Streamlit 1.67 sets each panel's width to the page width and, without an autosize in the spec,
+# pads a concatenation of layered panels, so the y axes push the chart past the right edge.
+# fit-x, which Vega-Lite 6 supports for vconcat, shrinks the panels to fit instead.
+CONCAT_AUTOSIZE = alt.AutoSizeParams(type="fit-x", contains="padding")
+# Vega's log scale takes its ticks from d3-scale's log.ticks(count). That puts ticks only at powers
+# of ten when the domain spans at least count decades, and also at 2, 3, ... 9 times each power
+# within a narrower domain. A small count keeps the short train panel from drawing a grid line at
+# every such minor tick, while the test panel, usually less than a decade high, keeps them.
+LOG_TICK_COUNT = 3
+
+
+@dataclass(frozen=True)
+class ThresholdMarker:
+    """Interpolation threshold as drawn: its width, parameter count and label."""
+
+    width: float
+    n_params: int
+    label: str
+    label_align: str  # Vega text align: "left" runs the label rightwards from the rule, "right" leftwards
+
+
 def _melt_splits(runs):
     """Reshape one row per run into one row per (run, split) with the columns ``split`` and ``mse``."""
     long = runs.melt(
@@ -295,33 +337,12 @@ def _summarise_splits(long, floor):
     return pd.concat(summaries, ignore_index=True), notes
 
 
-def _threshold_layers(threshold_width, n_threshold_params, label):
-    """Draw a vertical dashed rule at the interpolation threshold with its label beside it."""
-    data = pd.DataFrame({"threshold_width": [threshold_width], "threshold_n_params": [n_threshold_params]})
-    x = alt.X("threshold_width:Q", title=WIDTH_TITLE, scale=_log_scale())
-
-    rule = (
-        alt.Chart(data)
-        .mark_rule(color=REFERENCE_COLOR, strokeDash=DASH, strokeWidth=2)
-        .encode(
-            x=x,
-            tooltip=[
-                alt.Tooltip("threshold_width:Q", title="threshold width", format=".2f"),
-                alt.Tooltip("threshold_n_params:Q", title="n_params = n_train × d_out", format="d"),
-            ],
-        )
-    )
-    text = (
-        alt.Chart(data)
-        .mark_text(align="left", baseline="top", dx=5, fontSize=14, lineBreak="\n", color=REFERENCE_COLOR)
-        # The test MSE peaks near the threshold at the top of the plot, so the label sits lower down.
-        .encode(x=x, y=alt.value(alt.expr("height * 0.4")), text=alt.value(label))
-    )
-    return [rule, text]
-
-
 def double_descent_chart(runs, n_train, d_out, d_in=10, floor=DEFAULT_LOG_FLOOR):
-    """Plot train and test MSE against width, with the interpolation threshold marked.
+    """Plot test MSE (top panel) and train MSE (bottom panel) against width.
+
+    The panels share the log width axis, and each has its own log MSE axis. The test axis
+    spans only the test values, because they vary within a factor of a few while the train
+    MSE falls by orders of magnitude. A dashed rule marks the interpolation threshold in both.
 
     Lines show the mean over seeds. Where a width has more than one seed, a shaded band spans
     the min to the max over seeds. Means, mins and maxes are computed after flooring.
@@ -343,57 +364,111 @@ def double_descent_chart(runs, n_train, d_out, d_in=10, floor=DEFAULT_LOG_FLOOR)
     _require_positive_widths(runs)
 
     summary, notes = _summarise_splits(_melt_splits(runs), floor)
+    if (summary["n_seeds"] > 1).any():
+        notes.insert(0, "Lines show the mean over seeds, shaded bands the min to max over seeds.")
 
-    x = alt.X("width:Q", title=WIDTH_TITLE, scale=_log_scale(), axis=alt.Axis(format="~g"))
-    y_title = "MSE (log scale)"
-    split_scale = alt.Scale(domain=["train", "test"], range=[TRAIN_COLOR, TEST_COLOR])
-    # The band layer shares this legend, and symbolOpacity keeps its faint fill out of the symbols.
-    color = alt.Color("split:N", title="split", scale=split_scale, legend=alt.Legend(symbolOpacity=1))
+    threshold, threshold_note = _threshold_marker(runs["width"], n_train, d_in, d_out)
+    notes.append(threshold_note)
+
+    test_rows = summary[summary["split"] == "test"]
+    train_rows = summary[summary["split"] == "train"]
+    test_panel = _split_panel(test_rows, "test", TEST_PANEL_HEIGHT, _test_mse_scale(test_rows), threshold)
+    train_panel = _split_panel(train_rows, "train", TRAIN_PANEL_HEIGHT, _log_scale(), threshold)
+
+    title = _title(f"Double descent: test and train MSE against width (n_train = {n_train})", notes)
+    chart = (
+        alt.vconcat(test_panel, train_panel, spacing=PANEL_SPACING)
+        # One width scale lines up the widths and the threshold rule in both panels, and
+        # separate MSE scales let each panel span its own values.
+        .resolve_scale(x="shared", y="independent")
+        .properties(title=title, autosize=CONCAT_AUTOSIZE)
+    )
+    return _configure_for_projector(chart)
+
+
+def _split_panel(rows, split, height, y_scale, threshold):
+    """Draw one split's mean line, min-max band and threshold rule as one panel.
+
+    The test panel goes on top. It hides the width labels, which the train panel below shows,
+    and it carries the threshold label.
+    """
+    color = SPLIT_COLORS[split]
+    is_top = split == "test"
+    x = _width_x("width", show_labels=not is_top)
+    y_title = f"{split} MSE (log scale)"
+    y_axis = _log_axis()
+    # The coloured title takes the place of a legend.
+    y_axis.titleColor = color
+    y_axis.tickCount = LOG_TICK_COUNT
+
     tooltip = [
         alt.Tooltip("split:N", title="split"),
         alt.Tooltip("width:Q", title="width", format="d"),
         alt.Tooltip("n_params:Q", title="n_params", format="d"),
-        alt.Tooltip("mean_mse:Q", title="mean MSE over seeds", format=VALUE_FORMAT),
+        alt.Tooltip("mean_mse:Q", title=f"mean {split} MSE over seeds", format=VALUE_FORMAT),
         alt.Tooltip("min_mse:Q", title="min over seeds", format=VALUE_FORMAT),
         alt.Tooltip("max_mse:Q", title="max over seeds", format=VALUE_FORMAT),
         alt.Tooltip("n_seeds:Q", title="seeds", format="d"),
     ]
 
-    lines = (
-        alt.Chart(summary)
-        .mark_line(strokeWidth=2.5, point=alt.OverlayMarkDef(size=60, filled=True))
-        .encode(
-            x=x,
-            y=alt.Y("mean_mse:Q", title=y_title, scale=_log_scale(), axis=_log_axis()),
-            color=color,
-            tooltip=tooltip,
-        )
+    line = (
+        alt.Chart(rows)
+        .mark_line(color=color, strokeWidth=2.5, point=alt.OverlayMarkDef(size=60, filled=True, color=color))
+        .encode(x=x, y=alt.Y("mean_mse:Q", title=y_title, scale=y_scale, axis=y_axis), tooltip=tooltip)
     )
-    layers = [lines]
+    layers = [line]
 
     # A band over a single seed has zero height, so only widths with several seeds get one.
-    band_rows = summary[summary["n_seeds"] > 1]
+    band_rows = rows[rows["n_seeds"] > 1]
     if len(band_rows):
         band = (
             alt.Chart(band_rows)
-            .mark_area(opacity=0.2)
-            .encode(
-                x=x,
-                y=alt.Y("min_mse:Q", title=y_title, scale=_log_scale()),
-                y2="max_mse:Q",
-                color=color,
-                tooltip=tooltip,
-            )
+            .mark_area(color=color, opacity=0.2)
+            .encode(x=x, y=alt.Y("min_mse:Q", title=y_title, scale=y_scale), y2="max_mse:Q", tooltip=tooltip)
         )
         layers.insert(0, band)
-        notes.insert(0, "Lines show the mean over seeds, shaded bands the min to max over seeds.")
 
-    threshold_layers, threshold_note = _threshold_marker(runs["width"], n_train, d_in, d_out)
-    layers += threshold_layers
-    notes.append(threshold_note)
+    if threshold is not None:
+        layers.append(_threshold_rule(threshold, show_labels=not is_top))
+        if is_top:
+            layers.append(_threshold_label(threshold))
 
-    title = _title(f"Double descent: train and test MSE against width (n_train = {n_train})", notes)
-    return _style_for_projector(alt.layer(*layers).properties(title=title))
+    return alt.layer(*layers).properties(height=height)
+
+
+def _width_x(field, show_labels):
+    """Encode ``field`` on the shared log width axis, with or without tick labels and title.
+
+    Every layer of a panel uses the same title, because Vega-Lite joins differing titles of a
+    shared axis into one long title.
+    """
+    if show_labels:
+        axis = alt.Axis(format="~g", title=WIDTH_TITLE)
+    else:
+        # The ticks and grid stay, so the widths still line up by eye with the panel below.
+        axis = alt.Axis(format="~g", title=None, labels=False)
+    return alt.X(f"{field}:Q", scale=_log_scale(), axis=axis)
+
+
+def _test_mse_scale(test_rows):
+    """Build a log scale that spans the test values of the band and line, with a small margin.
+
+    The domain is explicit rather than "nice", because nice rounding on a log scale extends
+    it to whole powers of ten and leaves the curve in a fraction of the panel. It spans at
+    least a factor of ``MIN_TEST_DOMAIN_RATIO``, so that seed noise of a few percent on a
+    flat curve is not drawn as large swings.
+    """
+    if test_rows.empty:
+        return _log_scale()
+
+    log_low = np.log10(test_rows["min_mse"].min())
+    log_high = np.log10(test_rows["max_mse"].max())
+    log_span = max(log_high - log_low, np.log10(MIN_TEST_DOMAIN_RATIO))
+    log_centre = (log_low + log_high) / 2
+    half_width = log_span * (0.5 + TEST_DOMAIN_MARGIN)
+
+    domain = [float(10 ** (log_centre - half_width)), float(10 ** (log_centre + half_width))]
+    return alt.Scale(type="log", domain=domain, nice=False)
 
 
 def _require_positive_widths(runs):
@@ -414,27 +489,90 @@ def _check_single_n_train(runs, n_train):
 
 
 def _threshold_marker(widths, n_train, d_in, d_out):
-    """Return the threshold rule layers and a note, or no layers when the rule is far off the plot.
+    """Return the threshold marker and a subtitle note, with None as the marker when it is far off the plot.
 
-    A rule within a factor of 2 of the plotted widths is drawn, and the log x axis stretches to
-    include it. A rule further away would squash the curves, so only the note mentions it.
+    A threshold within a factor of 2 of the plotted widths is drawn, and the log x axis
+    stretches to include it. A threshold further away would squash the curves, so only the
+    note mentions it.
     """
     threshold_width = interpolation_threshold_width(n_train, d_in, d_out)
     n_threshold_params = n_train * d_out
-    label = f"interpolation threshold\nn_params = N × O = {n_train} × {d_out} = {n_threshold_params}"
 
     if len(widths) == 0:
-        return [], "no runs to plot"
+        return None, "no runs to plot"
 
     smallest, largest = float(widths.min()), float(widths.max())
-    if smallest / 2 <= threshold_width <= largest * 2:
-        return _threshold_layers(threshold_width, n_threshold_params, label), ""
+    if not smallest / 2 <= threshold_width <= largest * 2:
+        note = (
+            f"The interpolation threshold (width ≈ {threshold_width:.1f}, n_params = {n_threshold_params}) "
+            f"lies outside the plotted widths {smallest:g} to {largest:g}."
+        )
+        return None, note
 
-    note = (
-        f"The interpolation threshold (width ≈ {threshold_width:.1f}, n_params = {n_threshold_params}) "
-        f"lies outside the plotted widths {smallest:g} to {largest:g}."
+    threshold = ThresholdMarker(
+        width=threshold_width,
+        n_params=n_threshold_params,
+        label=f"interpolation threshold\nn_params = N × O = {n_train} × {d_out} = {n_threshold_params}",
+        label_align=_label_alignment(threshold_width, smallest, largest),
     )
-    return [], note
+    return threshold, ""
+
+
+def _label_alignment(threshold_width, smallest, largest):
+    """Return "left" when the threshold lies in the left half of the log width range, else "right".
+
+    The label then extends towards the middle of the chart, so it does not run past either edge.
+    """
+    low, high = min(smallest, threshold_width), max(largest, threshold_width)
+    if high == low:
+        return "left"
+    position = np.log(threshold_width / low) / np.log(high / low)
+    return "left" if position <= 0.5 else "right"
+
+
+def _threshold_data(threshold):
+    return pd.DataFrame({"threshold_width": [threshold.width], "threshold_n_params": [threshold.n_params]})
+
+
+def _threshold_rule(threshold, show_labels):
+    """Draw a vertical dashed rule at the interpolation threshold."""
+    return (
+        alt.Chart(_threshold_data(threshold))
+        .mark_rule(color=REFERENCE_COLOR, strokeDash=DASH, strokeWidth=2)
+        .encode(
+            x=_width_x("threshold_width", show_labels),
+            tooltip=[
+                alt.Tooltip("threshold_width:Q", title="threshold width", format=".2f"),
+                alt.Tooltip("threshold_n_params:Q", title="n_params = n_train × d_out", format="d"),
+            ],
+        )
+    )
+
+
+def _threshold_label(threshold):
+    """Write the threshold label just above the top panel, beside the rule.
+
+    Above the plot area the label cannot cover the test curve, which peaks near the threshold
+    at the top of the panel.
+    """
+    align = threshold.label_align
+    return (
+        alt.Chart(_threshold_data(threshold))
+        .mark_text(
+            align=align,
+            baseline="bottom",
+            dx=5 if align == "left" else -5,
+            dy=-4,
+            fontSize=14,
+            lineBreak="\n",
+            color=REFERENCE_COLOR,
+        )
+        .encode(
+            x=_width_x("threshold_width", show_labels=False),
+            y=alt.value(0),
+            text=alt.value(threshold.label),
+        )
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 
 from lab.charts import (
+    MIN_TEST_DOMAIN_RATIO,
+    TEST_COLOR,
+    TRAIN_COLOR,
     double_descent_chart,
     floor_for_log,
     grad_norm_chart,
@@ -87,13 +90,6 @@ def make_runs(widths=(4, 8, 16, 32, 64), seeds=(0, 1), n_train=100):
     runs = pd.DataFrame(rows)
     runs["diverged_epoch"] = runs["diverged_epoch"].astype("Int64")
     return runs
-
-
-def summary_row(spec, split, width):
-    rows = layer_rows(spec, one_layer(spec, "line"))
-    matches = [row for row in rows if row["split"] == split and row["width"] == width]
-    assert len(matches) == 1
-    return matches[0]
 
 
 # ---------------------------------------------------------------------------
@@ -254,40 +250,113 @@ def test_grad_chart_tooltip_fields():
 # double_descent_chart
 # ---------------------------------------------------------------------------
 
+PANEL_INDEX = {"test": 0, "train": 1}
 
-def test_double_descent_log_axes():
-    line = one_layer(double_descent_chart(make_runs(), 100, D_OUT).to_dict(), "line")
+
+def double_descent_spec(runs=None, **kwargs):
+    runs = make_runs() if runs is None else runs
+    return double_descent_chart(runs, 100, D_OUT, d_in=D_IN, **kwargs).to_dict()
+
+
+def panel(spec, split):
+    """Return the panel of one split: test MSE on top, train MSE below."""
+    return spec["vconcat"][PANEL_INDEX[split]]
+
+
+def test_double_descent_two_stacked_panels():
+    spec = double_descent_spec()
+
+    assert len(spec["vconcat"]) == 2
+    assert one_layer(panel(spec, "test"), "line")["encoding"]["y"]["title"] == "test MSE (log scale)"
+    assert one_layer(panel(spec, "train"), "line")["encoding"]["y"]["title"] == "train MSE (log scale)"
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_double_descent_log_axes(split):
+    line = one_layer(panel(double_descent_spec(), split), "line")
     assert scale_type(line, "x") == "log"
     assert scale_type(line, "y") == "log"
 
 
-def test_double_descent_threshold_rule_position():
-    spec = double_descent_chart(make_runs(), 100, D_OUT, d_in=D_IN).to_dict()
-    rule = one_layer(spec, "rule")
-    [row] = layer_rows(spec, rule)
+def test_double_descent_panels_share_width_scale():
+    spec = double_descent_spec()
+    assert spec["resolve"]["scale"]["x"] == "shared"
+    assert spec["resolve"]["scale"]["y"] == "independent"
+
+
+def test_double_descent_width_labels_bottom_only():
+    spec = double_descent_spec()
+    top_axis = one_layer(panel(spec, "test"), "line")["encoding"]["x"]["axis"]
+    bottom_axis = one_layer(panel(spec, "train"), "line")["encoding"]["x"]["axis"]
+
+    assert top_axis["labels"] is False
+    assert top_axis["title"] is None
+    assert bottom_axis.get("labels", True) is True
+    assert bottom_axis["title"] == "width M (hidden units per layer, log scale)"
+
+
+def test_double_descent_fits_container_width():
+    # Without fit-x, Streamlit pads a concatenation of layered panels and the chart runs
+    # past the right edge of the page.
+    assert double_descent_spec()["autosize"] == {"type": "fit-x", "contains": "padding"}
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_double_descent_threshold_rule_position(split):
+    spec = double_descent_spec()
+    [row] = layer_rows(spec, one_layer(panel(spec, split), "rule"))
 
     assert row["threshold_width"] == interpolation_threshold_width(100, D_IN, D_OUT)
     assert student_n_params(row["threshold_width"]) == pytest.approx(500, abs=1e-9)
     assert row["threshold_n_params"] == 500
 
 
-def test_double_descent_threshold_label():
-    spec = double_descent_chart(make_runs(), 100, D_OUT).to_dict()
-    label = one_layer(spec, "text")["encoding"]["text"]["value"]
-    assert label == "interpolation threshold\nn_params = N × O = 100 × 5 = 500"
+def test_double_descent_threshold_label_once():
+    spec = double_descent_spec()
+    label = one_layer(panel(spec, "test"), "text")
+
+    assert label["encoding"]["text"]["value"] == "interpolation threshold\nn_params = N × O = 100 × 5 = 500"
+    assert layers_with_mark(panel(spec, "train"), "text") == []
+
+
+def test_double_descent_threshold_label_above_plot():
+    label = one_layer(panel(double_descent_spec(), "test"), "text")
+    # y = 0 is the top edge of the plot area, and a bottom baseline puts the text above it.
+    assert label["encoding"]["y"] == {"value": 0}
+    assert label["mark"]["baseline"] == "bottom"
+
+
+@pytest.mark.parametrize(
+    "widths, align",
+    [
+        ((10, 40, 160, 640), "left"),  # threshold 15.3 near the smallest width
+        ((2, 4, 8, 12), "right"),  # threshold 15.3 beyond the largest width
+    ],
+)
+def test_double_descent_threshold_label_faces_inwards(widths, align):
+    spec = double_descent_spec(make_runs(widths=widths))
+    assert one_layer(panel(spec, "test"), "text")["mark"]["align"] == align
 
 
 def test_double_descent_far_threshold_noted():
-    runs = make_runs(widths=(256, 512, 1024))
-    spec = double_descent_chart(runs, 100, D_OUT).to_dict()
+    spec = double_descent_spec(make_runs(widths=(256, 512, 1024)))
 
-    assert layers_with_mark(spec, "rule") == []
+    for split in ("test", "train"):
+        assert layers_with_mark(panel(spec, split), "rule") == []
+        assert layers_with_mark(panel(spec, split), "text") == []
     assert "interpolation threshold (width ≈ 15.3, n_params = 500) lies outside" in subtitle_text(spec)
 
 
+def summary_row(spec, split, width):
+    rows = layer_rows(spec, one_layer(panel(spec, split), "line"))
+    matches = [row for row in rows if row["width"] == width]
+    assert len(matches) == 1
+    assert matches[0]["split"] == split
+    return matches[0]
+
+
 def test_double_descent_mean_over_seeds():
-    spec = double_descent_chart(make_runs(), 100, D_OUT).to_dict()
-    row = summary_row(spec, "test", 8)
+    row = summary_row(double_descent_spec(), "test", 8)
 
     assert row["mean_mse"] == pytest.approx(((2.0 / 8) + (2.0 / 8 + 0.1)) / 2)
     assert row["min_mse"] == pytest.approx(2.0 / 8)
@@ -299,7 +368,7 @@ def test_double_descent_mean_over_seeds():
 def test_double_descent_floors_zero_train_mse():
     runs = make_runs()
     runs.loc[runs["width"] == 64, "train_mse"] = 0.0
-    spec = double_descent_chart(runs, 100, D_OUT, floor=1e-9).to_dict()
+    spec = double_descent_spec(runs, floor=1e-9)
 
     assert summary_row(spec, "train", 64)["mean_mse"] == 1e-9
     assert "2 train MSE values below 1e-09 shown at the floor 1e-09" in subtitle_text(spec)
@@ -308,37 +377,96 @@ def test_double_descent_floors_zero_train_mse():
 def test_double_descent_drops_nan_test_mse():
     runs = make_runs()
     runs.loc[(runs["width"] == 16) & (runs["seed"] == 1), "test_mse"] = np.nan
-    spec = double_descent_chart(runs, 100, D_OUT).to_dict()
+    spec = double_descent_spec(runs)
 
     assert summary_row(spec, "test", 16)["n_seeds"] == 1
     assert summary_row(spec, "train", 16)["n_seeds"] == 2
     assert "1 NaN or infinite test MSE value dropped" in subtitle_text(spec)
 
 
-def test_double_descent_band_with_several_seeds():
-    spec = double_descent_chart(make_runs(), 100, D_OUT).to_dict()
-    band = one_layer(spec, "area")
+def test_double_descent_all_test_mse_nan():
+    runs = make_runs()
+    runs["test_mse"] = np.nan
+    spec = double_descent_spec(runs)
+
+    assert layer_rows(spec, one_layer(panel(spec, "test"), "line")) == []
+    assert "domain" not in one_layer(panel(spec, "test"), "line")["encoding"]["y"]["scale"]
+    assert "10 NaN or infinite test MSE values dropped" in subtitle_text(spec)
+
+
+def test_double_descent_test_domain_excludes_floor():
+    runs = make_runs()
+    runs.loc[runs["width"] >= 32, "train_mse"] = 0.0
+    spec = double_descent_spec(runs, floor=1e-8)
+    low, high = one_layer(panel(spec, "test"), "line")["encoding"]["y"]["scale"]["domain"]
+
+    # The smallest test value is 2 / 64, so a domain that reached down to the floor of the
+    # train values would squeeze the test curve into a thin strip at the top of the panel.
+    assert low > 1e-2
+    assert high < 1.0
+
+
+def test_double_descent_test_domain_covers_band():
+    spec = double_descent_spec()
+    line = one_layer(panel(spec, "test"), "line")
+    low, high = line["encoding"]["y"]["scale"]["domain"]
+    rows = layer_rows(spec, line)
+
+    assert low < min(row["min_mse"] for row in rows)
+    assert high > max(row["max_mse"] for row in rows)
+    assert line["encoding"]["y"]["scale"]["nice"] is False
+
+
+def test_double_descent_flat_test_min_ratio():
+    runs = make_runs()
+    runs["test_mse"] = 0.03
+    spec = double_descent_spec(runs)
+    low, high = one_layer(panel(spec, "test"), "line")["encoding"]["y"]["scale"]["domain"]
+
+    assert high / low >= MIN_TEST_DOMAIN_RATIO
+    assert low < 0.03 < high
+
+
+def test_double_descent_band_domain_matches_line():
+    test_panel = panel(double_descent_spec(), "test")
+    line_scale = one_layer(test_panel, "line")["encoding"]["y"]["scale"]
+    band_scale = one_layer(test_panel, "area")["encoding"]["y"]["scale"]
+    assert band_scale == line_scale
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_double_descent_band_with_several_seeds(split):
+    spec = double_descent_spec()
+    band = one_layer(panel(spec, split), "area")
+
     assert band["encoding"]["y"]["field"] == "min_mse"
     assert band["encoding"]["y2"]["field"] == "max_mse"
+    assert {row["split"] for row in layer_rows(spec, band)} == {split}
     assert "min to max over seeds" in subtitle_text(spec)
 
 
 def test_double_descent_no_band_single_seed():
-    spec = double_descent_chart(make_runs(seeds=(0,)), 100, D_OUT).to_dict()
-    assert layers_with_mark(spec, "area") == []
+    spec = double_descent_spec(make_runs(seeds=(0,)))
+
+    for split in ("test", "train"):
+        assert layers_with_mark(panel(spec, split), "area") == []
+    assert "min to max over seeds" not in subtitle_text(spec)
 
 
-def test_double_descent_tooltip_fields():
-    line = one_layer(double_descent_chart(make_runs(), 100, D_OUT).to_dict(), "line")
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_double_descent_tooltip_fields(split):
+    line = one_layer(panel(double_descent_spec(), split), "line")
     expected = {"split", "width", "n_params", "mean_mse", "min_mse", "max_mse", "n_seeds"}
     assert tooltip_fields(line) == expected
 
 
-def test_double_descent_split_colors_distinct():
-    color = one_layer(double_descent_chart(make_runs(), 100, D_OUT).to_dict(), "line")["encoding"]["color"]
-    assert color["field"] == "split"
-    assert color["scale"]["domain"] == ["train", "test"]
-    assert len(set(color["scale"]["range"])) == 2
+@pytest.mark.parametrize("split, color", [("test", TEST_COLOR), ("train", TRAIN_COLOR)])
+def test_double_descent_split_colors(split, color):
+    split_panel = panel(double_descent_spec(), split)
+
+    assert one_layer(split_panel, "line")["mark"]["color"] == color
+    assert one_layer(split_panel, "area")["mark"]["color"] == color
+    assert one_layer(split_panel, "line")["encoding"]["y"]["axis"]["titleColor"] == color
 
 
 def test_double_descent_rejects_zero_width():
