@@ -63,7 +63,13 @@ def parse_int_list(text, name, minimum=1):
 
 
 def csv_download(frame, file_name, label="Download the numbers as CSV"):
-    st.download_button(label, frame.to_csv(index=False), file_name=file_name, mime="text/csv")
+    # on_click="ignore" downloads without a rerun. A rerun would drop this
+    # session's reference to the file, and on a busy server the runs of other
+    # sessions could delete the file before the browser had fetched it
+    # (Streamlit 1.67 media file manager; seen as failed downloads with a
+    # dozen concurrent sessions).
+    st.download_button(label, frame.to_csv(index=False), file_name=file_name, mime="text/csv",
+                       on_click="ignore")
 
 
 def diverged_warning(frame):
