@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ddcore.batched import StackedStudents, init_student
+from ddcore.batched import FlatAdam, StackedStudents, init_student
 from ddcore.data import EXERCISE_SEED, make_teacher_data
 from ddcore.models import student_n_params
 from ddcore.training import TrainingCancelled, epoch_batches, epoch_order
@@ -24,9 +24,11 @@ EPOCHS_PER_CHUNK = 100  # progress is reported and cancellation checked this oft
 
 # Cost model for grouping widths into buckets. A bucket costs a fixed
 # overhead per epoch (about 20 small torch calls) plus time proportional to
-# its padded multiply-adds. Both were measured with one torch thread on a
-# 2-core x86 machine; only their ratio matters for the grouping.
-OVERHEAD_PER_EPOCH_S = 7e-5
+# its padded multiply-adds. The per-MAC time was measured with one torch
+# thread on a 2-core x86 machine; the overhead was tuned on the exercise's
+# sweep, where 1.5e-4 s gave the fastest 10-seed run and tied for 1 seed.
+# Only their ratio matters for the grouping.
+OVERHEAD_PER_EPOCH_S = 1.5e-4
 SECONDS_PER_MAC = 6e-11
 
 
@@ -98,48 +100,72 @@ def first_nonfinite_epoch(losses, epoch_offset):
     return first
 
 
-def train_epoch_batched(stack, x, y, config, generators):
-    """One epoch for every student of a stack; returns per-model mean batch loss."""
+def train_epoch(stacks, optimizer, x, y, config, generators):
+    """One epoch for every student of every stack; return each stack's mean batch losses.
+
+    All stacks share one optimizer step per batch, so the fixed cost of an
+    Adam call is paid once per step, not once per bucket.
+    """
     if config.batch_size is None or config.batch_size >= len(x):
-        loss = stack.loss_and_grads(x, y)
-        stack.adam_step()
-        return loss
+        losses = [stack.loss_and_grads(x, y) for stack in stacks]
+        optimizer.step()
+        return losses
 
     # Each student shuffles with its own generator, as it would alone.
-    order = torch.stack([epoch_order(len(x), g) for g in generators])
-    total = torch.zeros(stack.k, dtype=x.dtype)
-    batches = order.split(config.batch_size, dim=1)
-    for index in batches:
-        total += stack.loss_and_grads(x[index], y[index])
-        stack.adam_step()
-    return total / len(batches)
+    orders = [torch.stack([epoch_order(len(x), g) for g in gens]) for gens in generators]
+    totals = [torch.zeros(stack.k, dtype=x.dtype) for stack in stacks]
+    n_batches = math.ceil(len(x) / config.batch_size)
+    for batch in range(n_batches):
+        columns = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
+        for stack, order, total in zip(stacks, orders, totals):
+            index = order[:, columns]
+            total += stack.loss_and_grads(x[index], y[index])
+        optimizer.step()
+    return [total / n_batches for total in totals]
 
 
 # Inference mode, although this trains: the gradients are computed by hand,
 # and skipping autograd's bookkeeping saves about a quarter of each small op.
 @torch.inference_mode()
-def train_bucket(data, runs, config, progress):
-    """Train the (width, seed) runs of one bucket together; return result rows."""
+def train_buckets(data, buckets, config, progress):
+    """Train the (width, seed) runs of every bucket side by side; return result rows.
+
+    buckets is a list of lists of (width, seed) runs; each bucket becomes
+    one StackedStudents padded to its widest student.
+    """
     dtype = config.torch_dtype
     x, y = data.x.to(dtype), data.y.to(dtype)
-    students, generators = zip(*(init_student(w, s, data.d_in, data.d_out, dtype) for w, s in runs))
-    stack = StackedStudents(students, data.d_in, data.d_out, config.lr, dtype)
+    stacks, generators = [], []
+    for runs in buckets:
+        students, gens = zip(*(init_student(w, s, data.d_in, data.d_out, dtype) for w, s in runs))
+        stacks.append(StackedStudents(students, data.d_in, data.d_out, dtype))
+        generators.append(gens)
+    optimizer = FlatAdam(stacks, config.lr)
 
-    diverged = [None] * len(runs)
+    diverged = [[None] * len(runs) for runs in buckets]
     for start in range(0, config.epochs, EPOCHS_PER_CHUNK):
         chunk = min(EPOCHS_PER_CHUNK, config.epochs - start)
-        losses = torch.stack([train_epoch_batched(stack, x, y, config, generators) for _ in range(chunk)])
-        for k, epoch in enumerate(first_nonfinite_epoch(losses, start)):
-            if diverged[k] is None:
-                diverged[k] = epoch
-        progress(chunk * len(runs))
+        history = [train_epoch(stacks, optimizer, x, y, config, generators) for _ in range(chunk)]
+        for i, first_bad in enumerate(diverged):
+            losses = torch.stack([epoch_losses[i] for epoch_losses in history])
+            for k, epoch in enumerate(first_nonfinite_epoch(losses, start)):
+                first_bad[k] = first_bad[k] or epoch
+        progress(chunk * sum(len(runs) for runs in buckets))
 
-    train_mse = stack.mse(x, y).tolist()
-    test_mse = stack.mse(data.x_test.to(dtype), data.y_test.to(dtype)).tolist()
-    return [
-        result_row(w, s, data, train_mse[k], test_mse[k], diverged[k])
-        for k, (w, s) in enumerate(runs)
-    ]
+    rows = []
+    x_test, y_test = data.x_test.to(dtype), data.y_test.to(dtype)
+    for stack, runs, first_bad in zip(stacks, buckets, diverged):
+        train_mse, test_mse = stack.mse(x, y).tolist(), stack.mse(x_test, y_test).tolist()
+        rows += [
+            result_row(w, s, data, train_mse[k], test_mse[k], first_bad[k])
+            for k, (w, s) in enumerate(runs)
+        ]
+    return rows
+
+
+def train_bucket(data, runs, config, progress):
+    """Train the (width, seed) runs of one bucket together; return result rows."""
+    return train_buckets(data, [runs], config, progress)
 
 
 def result_row(width, seed, data, train_mse, test_mse, diverged_epoch):
@@ -177,14 +203,10 @@ class ProgressTracker:
 
 
 def train_runs(data, runs, config, progress):
-    """Train (width, seed) runs on one data set, bucket by bucket."""
-    widths = [w for w, _ in runs]
-    rows = []
-    for bucket in plan_buckets(widths, data.n_train, data.d_in, data.d_out, config.epochs):
-        bucket_widths = set(bucket)
-        bucket_runs = [(w, s) for w, s in runs if w in bucket_widths]
-        rows += train_bucket(data, bucket_runs, config, progress)
-    return rows
+    """Train (width, seed) runs on one data set, grouped into buckets of similar width."""
+    plan = plan_buckets([w for w, _ in runs], data.n_train, data.d_in, data.d_out, config.epochs)
+    buckets = [[(w, s) for w, s in runs if w in set(bucket)] for bucket in plan]
+    return train_buckets(data, buckets, config, progress)
 
 
 def width_sweep(data, widths, seeds, config, on_progress=None, should_stop=None):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ddcore.batched import StackedStudents, init_student
+from ddcore.batched import FlatAdam, StackedStudents, init_student
 from ddcore.data import make_teacher_data
 from ddcore.models import StudentMLP, count_parameters
 from ddcore.sweep import (
@@ -15,7 +15,7 @@ from ddcore.sweep import (
     log_spaced_widths,
     more_data,
     plan_buckets,
-    train_epoch_batched,
+    train_epoch,
     train_student_reference,
     width_sweep,
 )
@@ -115,11 +115,12 @@ def test_padding_stays_zero(data):
     widths = [3, 9, 17]
     config = SweepConfig(epochs=30, lr=1e-2, batch_size=32)
     students, generators = zip(*(init_student(w, 0, 10, 5) for w in widths), strict=True)
-    stack = StackedStudents(students, 10, 5, config.lr)
+    stack = StackedStudents(students, 10, 5)
+    optimizer = FlatAdam([stack], config.lr)
 
     assert stack.padding_is_zero(widths), "padding was not zero right after stacking"
     for _ in range(config.epochs):
-        train_epoch_batched(stack, data.x, data.y, config, generators)
+        train_epoch([stack], optimizer, data.x, data.y, config, [generators])
     assert stack.padding_is_zero(widths), "training wrote into the padding"
 
     # Dirty one padded weight to show that the check can fail.
@@ -307,3 +308,24 @@ def test_divergence_marks_only_bad_runs(data):
         alone = width_sweep(data, [frame["width"][k]], [frame["seed"][k]], config)
         assert frame["train_mse"][k] == pytest.approx(alone["train_mse"][0], rel=1e-5)
         assert frame["test_mse"][k] == pytest.approx(alone["test_mse"][0], rel=1e-5)
+
+
+def test_flat_adam_matches_torch_adam():
+    # Two buffers stepped in one call must move exactly as torch.optim.Adam
+    # moves each of them, because the engine relies on Adam acting per element.
+    generator = torch.Generator().manual_seed(0)
+    stacks = [StackedStudents([init_student(w, 0, 10, 5)[0]], 10, 5) for w in (3, 7)]
+    reference = [stack.flat.clone().requires_grad_(True) for stack in stacks]
+    flat_adam = FlatAdam(stacks, lr=1e-2)
+    torch_adam = torch.optim.Adam(reference, lr=1e-2)
+
+    for _ in range(5):
+        for stack, param in zip(stacks, reference, strict=True):
+            grad = torch.randn(stack.flat.shape, generator=generator)
+            stack.grad_flat.copy_(grad)
+            param.grad = grad.clone()
+        flat_adam.step()
+        torch_adam.step()
+
+    for stack, param in zip(stacks, reference, strict=True):
+        torch.testing.assert_close(stack.flat, param.detach(), rtol=1e-6, atol=1e-7)
