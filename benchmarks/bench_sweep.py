@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader, TensorDataset
 
 # Running the file as a script puts benchmarks/ on sys.path, not the
@@ -49,14 +50,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from ddcore.data import TeacherData, make_teacher_data  # noqa: E402
 from ddcore.models import StudentMLP  # noqa: E402
-from ddcore.sweep import (  # noqa: E402
-    SweepConfig,
-    bucket_cost,
-    more_data,
-    plan_buckets,
-    train_bucket,
-    width_sweep,
-)
+from ddcore.sweep import SweepConfig, more_data, plan_buckets, width_sweep  # noqa: E402
 
 try:
     import sklearn
@@ -73,7 +67,7 @@ EPOCHS = 2000
 QUICK_EPOCHS = 200
 SEEDS_B = 10  # seeds of scenario (b)
 SEEDS_C_ENGINE = 5  # extra engine row of scenario (c)
-# Every epoch of a bucket costs the same, so a short run shows where the
+# Every epoch of a sweep costs the same, so a short run shows where the
 # time goes without a profile of millions of events.
 PROFILE_EPOCHS = 200
 
@@ -137,7 +131,7 @@ def train_mlp_regressor(data, widths, seeds, epochs):
                 max_iter=epochs,
                 alpha=0.0,
                 early_stopping=False,
-                # tol=0 with n_iter_no_change=max_iter: never stop before max_iter.
+                # With tol=0 and n_iter_no_change=max_iter, training never stops early.
                 tol=0.0,
                 n_iter_no_change=epochs,
                 shuffle=True,
@@ -417,25 +411,29 @@ def print_sanity(scenarios, args):
 # ---------------------------------------------------------------------------
 
 
-def profile_costliest_bucket(args):
-    """Print a torch.profiler table of the costliest bucket of scenario (a)."""
+def profile_engine(args):
+    """Time the engine on each bucket of scenario (a), then profile the whole sweep.
+
+    Only the public width_sweep is called, so this keeps working when the
+    engine's internals change. Each bucket's widths are timed as a sweep of
+    their own for args.epochs epochs. The profiler table covers
+    PROFILE_EPOCHS epochs of the whole 1-seed sweep.
+    """
     data = make_teacher_data()
-    config = SweepConfig(epochs=PROFILE_EPOCHS, lr=LR)
-    runs = [(w, 0) for w in args.widths]
-    buckets = plan_buckets([w for w, _ in runs], data.n_train, data.d_in, data.d_out, config.epochs)
-    print(f"bucket plan for (a): {buckets}")
+    config = SweepConfig(epochs=args.epochs, lr=LR)
+    buckets = plan_buckets(args.widths, data.n_train, data.d_in, data.d_out, config.epochs)
+    width_sweep(data, args.widths, [0], SweepConfig(epochs=2, lr=LR))  # warm-up
 
-    def cost(bucket):
-        return bucket_cost(bucket, data.n_train, data.d_in, data.d_out, config.epochs)
+    print(f"engine on the buckets of (a), 1 seed, {config.epochs} epochs, {args.threads} thread(s):")
+    for bucket in buckets:
+        start = time.perf_counter()
+        width_sweep(data, bucket, [0], config)
+        seconds = time.perf_counter() - start
+        print(f"  widths {bucket}: {seconds:.3f} s, {1e3 * seconds / config.epochs:.3f} ms per epoch")
 
-    bucket = max(buckets, key=cost)
-    bucket_runs = [(w, s) for w, s in runs if w in set(bucket)]
-    print(f"profiling bucket {bucket} for {config.epochs} epochs, {args.threads} thread(s)\n")
-
-    from torch.profiler import ProfilerActivity, profile
-
+    print(f"\nprofile of the whole sweep of (a), 1 seed, {PROFILE_EPOCHS} epochs:")
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        train_bucket(data, bucket_runs, config, progress=lambda model_epochs: None)
+        width_sweep(data, args.widths, [0], SweepConfig(epochs=PROFILE_EPOCHS, lr=LR))
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
@@ -472,8 +470,8 @@ def parse_args(argv):
     parser.add_argument("--widths", type=parse_widths, default=EXERCISE_WIDTHS,
                         help="comma-separated widths of (a) and (b) (default: the exercise's 14)")
     parser.add_argument("--profile", action="store_true",
-                        help=f"print a torch.profiler table of the costliest engine bucket of (a), "
-                             f"trained for {PROFILE_EPOCHS} epochs, and exit")
+                        help=f"time the engine on each bucket of (a), print a torch.profiler table "
+                             f"of the whole sweep ({PROFILE_EPOCHS} epochs), and exit")
     args = parser.parse_args(argv)
 
     if args.repeats < 1:
@@ -490,7 +488,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     if args.profile:
-        profile_costliest_bucket(args)
+        profile_engine(args)
         return 0
 
     print_machine(args)
