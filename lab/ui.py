@@ -63,11 +63,10 @@ def parse_int_list(text, name, minimum=1):
 
 
 def csv_download(frame, file_name, label="Download the numbers as CSV"):
-    # on_click="ignore" downloads without a rerun. A rerun would drop this
-    # session's reference to the file, and on a busy server the runs of other
-    # sessions could delete the file before the browser had fetched it
-    # (Streamlit 1.67 media file manager; seen as failed downloads with a
-    # dozen concurrent sessions).
+    # on_click="ignore" downloads without a rerun. In Streamlit 1.67 a rerun
+    # drops this session's reference to the file, so on a busy server the
+    # runs of other sessions can delete the file before the browser fetches
+    # it. With a dozen concurrent sessions, some downloads failed that way.
     st.download_button(label, frame.to_csv(index=False), file_name=file_name, mime="text/csv",
                        on_click="ignore")
 

@@ -42,17 +42,27 @@ def data_controls():
 
 
 def settings_form(current):
-    """Sidebar form; returns a TrainConfig when Run is pressed, else None."""
+    """Sidebar form; returns a TrainConfig when Run is pressed, else None.
+
+    The defaults are the last settings run, so they change with every Run.
+    Each widget has a key because Streamlit gives a widget without one a new
+    identity when its default changes and drops the value typed into it.
+    """
     with st.sidebar.form("fit_form"):
         optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(current.optimizer),
-                                 format_func=OPTIMIZER_NAMES.get)
+                                 format_func=OPTIMIZER_NAMES.get, key="fit_optimizer")
         lr = ui.lr_slider("Learning rate", current.lr, key="fit_lr")
-        batch_size = st.number_input("Batch size", 1, 65_536, current.batch_size)
-        max_epochs = st.number_input("Maximum epochs", 1, 5_000, current.max_epochs)
+        batch_size = st.number_input("Batch size", 1, 65_536, current.batch_size,
+                                     key="fit_batch_size")
+        max_epochs = st.number_input("Maximum epochs", 1, 5_000, current.max_epochs,
+                                     key="fit_max_epochs")
         target_loss = st.select_slider("Target MSE (stop below it)", TARGETS,
-                                       value=current.target_loss, format_func=ui.format_lr)
-        weight_decay = st.number_input("Weight decay", 0.0, 1.0, current.weight_decay, format="%g")
-        seed = st.number_input("Seed (initialisation and shuffling)", 0, 2**31 - 1, current.seed)
+                                       value=current.target_loss, format_func=ui.format_lr,
+                                       key="fit_target_loss")
+        weight_decay = st.number_input("Weight decay", 0.0, 1.0, current.weight_decay, format="%g",
+                                       key="fit_weight_decay")
+        seed = st.number_input("Seed (initialisation and shuffling)", 0, 2**31 - 1, current.seed,
+                               key="fit_seed")
         if not st.form_submit_button("Run", type="primary"):
             return None
     return TrainConfig(optimizer=optimizer, lr=lr, batch_size=int(batch_size),
