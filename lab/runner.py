@@ -10,12 +10,11 @@ at its next chunk, raises, and the cache stores nothing for that key.
 """
 
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import streamlit as st
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.25  # often enough for a smooth bar, rarely enough to leave the GIL to training
 
 
 class Progress:
@@ -43,9 +42,10 @@ def run_with_progress(cached_function, *args, label="Training…"):
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(cached_function, *args, _progress=progress)
         try:
-            while not future.done():
+            # wait() returns as soon as the work is done, so the result is
+            # shown without waiting out the rest of a poll interval.
+            while not wait([future], timeout=POLL_SECONDS).done:
                 bar.progress(progress.fraction, text=f"{label} {progress.fraction:.0%}")
-                time.sleep(POLL_SECONDS)
         except BaseException:
             # The script is being stopped: let the worker end at its next check.
             progress.stop_requested.set()
