@@ -463,3 +463,40 @@ def test_upload_names_data_at_once():
 
     assert not at.exception
     assert "Data: small.pth (20 samples, 3 inputs, 1 outputs)" in texts(at.caption)
+
+
+def test_batch_larger_than_data_is_explained():
+    # The uploaded file has 20 samples; a batch size of 64 makes every epoch
+    # one full batch, and the page says so instead of failing.
+    at = open_page(OPTIMIZER_FIT)
+    upload(at, "small.pth", small_data_file())
+    widget(at.number_input, "Maximum epochs").set_value(3)
+    widget(at.number_input, "Batch size").set_value(64)
+    press_run(at)
+
+    assert not at.exception
+    assert not at.error
+    assert any("larger than the 20 samples" in text for text in texts(at.info))
+    assert metric_values(at)["Epochs run"] == "3"
+
+
+def test_diverged_sweep_runs_are_named():
+    # Adam's step is bounded, so the page's learning rates cannot make a
+    # sweep diverge; the warning is checked on a result frame with one
+    # diverged run, as the engine reports it.
+    def page():
+        import pandas as pd
+
+        from lab import ui
+
+        frame = pd.DataFrame({"width": [8, 16], "seed": [0, 1],
+                              "diverged_epoch": pd.array([None, 42], dtype="Int64")})
+        ui.diverged_warning(frame)
+
+    at = AppTest.from_function(page).run()
+
+    assert not at.exception
+    assert len(at.warning) == 1
+    warning = at.warning[0].value
+    assert "width 16 seed 1 (epoch 42)" in warning
+    assert "smaller learning rate" in warning
