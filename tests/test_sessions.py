@@ -246,6 +246,29 @@ def mebibytes(n_bytes):
 # ---------------------------------------------------------------------------
 
 
+def run_in_own_event_loop(coroutine):
+    """Run a coroutine to completion in a fresh thread with its own event loop.
+
+    The browser fixture of the other end-to-end tests drives Playwright's
+    sync API, which keeps an event loop running in the main thread for the
+    whole session, and asyncio.run() refuses to start inside it.
+    """
+    result = {}
+
+    def target():
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # re-raised in the test's thread
+            result["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 async def launch_chromium(playwright):
     return await playwright.chromium.launch(
         executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS, headless=True
@@ -470,7 +493,7 @@ def test_concurrent_sessions_see_own_results(own_server, tmp_path, record_proper
     require_chromium()
 
     with PeakRssSampler(own_server.process.pid) as sampler:
-        outcomes, serve_seconds, warm_rss = asyncio.run(
+        outcomes, serve_seconds, warm_rss = run_in_own_event_loop(
             serve_all_visits(own_server.base_url, tmp_path, sampler)
         )
 
@@ -544,7 +567,7 @@ def test_fresh_server_opens_page_address(own_server):
             finally:
                 await browser.close()
 
-    title, dialogs = asyncio.run(open_as_first_visitor())
+    title, dialogs = run_in_own_event_loop(open_as_first_visitor())
 
     assert title.strip() == "Double descent"
     assert dialogs == []
