@@ -203,7 +203,8 @@ def loss_curve_chart(history, target_loss=None, floor=DEFAULT_LOG_FLOOR):
         alt.Chart(data)
         .mark_line(color=TRAIN_COLOR, strokeWidth=2.5, point=alt.OverlayMarkDef(size=25, filled=True))
         .encode(
-            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(type="linear")),
+            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(type="linear"),
+                    axis=alt.Axis(format="d", tickMinStep=1)),
             y=alt.Y("train_loss:Q", title=y_title, scale=_log_scale(), axis=_log_axis()),
             tooltip=[
                 alt.Tooltip("epoch:Q", title="epoch", format="d"),
@@ -245,7 +246,9 @@ def grad_norm_chart(norms, mean=None, floor=DEFAULT_LOG_FLOOR):
         mean = float(finite_norms.mean()) if len(finite_norms) else None
 
     y_title = "gradient L2 norm (log scale)"
-    x = alt.X("batch:Q", title="minibatch", scale=alt.Scale(type="linear"))
+    # Epochs and batches are counts: whole-number ticks only.
+    x = alt.X("batch:Q", title="minibatch", scale=alt.Scale(type="linear"),
+              axis=alt.Axis(format="d", tickMinStep=1))
     y = alt.Y("grad_norm:Q", title=y_title, scale=_log_scale(), axis=_log_axis())
 
     line = alt.Chart(data).mark_line(color=TRAIN_COLOR, strokeWidth=1, opacity=0.5).encode(x=x, y=y)

@@ -16,6 +16,13 @@ from ddcore.training import TrainConfig, regressor_macs_per_sample
 from lab import cached
 
 BUILTIN_KEY = "built-in"
+OPTIMIZER_NAMES = {
+    "sgd": "SGD",
+    "momentum": "SGD with momentum 0.9",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +59,19 @@ def accept_upload(uploaded):
     content = uploaded.getvalue()
     digest = hashlib.sha256(content).hexdigest()
     data = regression_data.load_xy_file(content)
-    label = f"{uploaded.name} ({data.n_samples} samples, {data.d_in} inputs, {data.d_out} outputs)"
+    label = f"file {uploaded.name} ({data.n_samples} samples, {data.d_in} inputs, {data.d_out} outputs)"
     choice = DataChoice(digest, label, data)
     st.session_state["problem1_data"] = choice
     return choice
+
+
+def describe_settings(config):
+    """One line naming the settings of a fit, for captions under its results."""
+    text = (f"{OPTIMIZER_NAMES[config.optimizer]}, learning rate {config.lr:g}, "
+            f"batch size {config.batch_size}, seed {config.seed}")
+    if config.weight_decay:
+        text += f", weight decay {config.weight_decay:g}"
+    return text
 
 
 def astuple(config):

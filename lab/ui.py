@@ -33,6 +33,11 @@ def friendly_errors(what):
         )
 
 
+def plural(count, noun):
+    """'1 seed', '5 seeds'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def format_lr(lr):
     return f"{lr:g}"
 

@@ -55,7 +55,7 @@ def show_sweep(runs, settings):
     threshold = interpolation_threshold_width(n_train, D_IN, D_OUT)
     st.altair_chart(charts.double_descent_chart(runs, n_train, D_OUT), width="stretch")
     st.caption(
-        f"Lines: mean over {settings['seeds']} seed(s); band: min to max over seeds. Train MSE "
+        f"Lines: mean over {ui.plural(settings['seeds'], 'seed')}; band: min to max over seeds. Train MSE "
         f"is measured on all {n_train} training points after training, test MSE on 10,000 test "
         f"points. The dashed rule marks width {threshold:.1f}, where the parameter count "
         f"reaches N × O = {n_train * D_OUT}: the number of values the network must fit."

@@ -42,8 +42,7 @@ st.markdown(
 with ui.friendly_errors("computing gradient norms"):
     choice = problem1.current_data()
     config = problem1.current_settings()
-    st.caption(f"Model: {config.optimizer}, learning rate {config.lr:g}, batch size "
-               f"{config.batch_size}, seed {config.seed}, trained on the {choice.label}.")
+    st.caption(f"Model: {problem1.describe_settings(config)}, trained on the {choice.label}.")
 
     submitted = batch_size_form(config.batch_size)
     if submitted is not None:

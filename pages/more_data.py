@@ -46,8 +46,11 @@ def show_comparison(runs, settings):
     for sentence in verdict_sentences(table, D_OUT):
         st.markdown(sentence)
     st.altair_chart(charts.more_data_chart(runs), width="stretch")
-    st.dataframe(table, hide_index=True)
-    st.caption(f"Test MSE: mean over {settings['seeds']} seed(s) on the same 10,000 test "
+    change_columns = [c for c in table.columns if c.startswith("change")]
+    st.dataframe(table, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(c, format="percent") for c in change_columns
+    })
+    st.caption(f"Test MSE: mean over {ui.plural(settings['seeds'], 'seed')} on the same 10,000 test "
                "points. Every N shares the first 100 training points, so N changes only the "
                "amount of data.")
     ui.diverged_warning(runs)

@@ -6,13 +6,6 @@ from ddcore.training import OPTIMIZERS, TrainConfig
 from lab import charts, problem1, ui
 from lab.runner import run_with_progress
 
-OPTIMIZER_NAMES = {
-    "sgd": "SGD",
-    "momentum": "SGD with momentum 0.9",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-    "adamw": "AdamW",
-}
 TARGETS = [10.0**e for e in range(-9, 0)]
 
 
@@ -30,12 +23,16 @@ def data_controls():
         try:
             for note in problem1.accept_upload(uploaded).data.notes:
                 st.info(note)
+            # New data waits for Run like any other setting, so the chart
+            # never mixes these data with settings not yet submitted.
+            st.session_state.pop("fit_requested", None)
         except ValueError as error:
             st.error(f"{uploaded.name} was rejected: {error} Still using the {previous.label}.")
 
     choice = problem1.current_data()
     if choice.key != problem1.BUILTIN_KEY and st.sidebar.button("Use the built-in data set"):
         st.session_state.pop("problem1_data")
+        st.session_state.pop("fit_requested", None)
         choice = problem1.current_data()
     st.caption(f"Data: {choice.label}")
     return choice
@@ -50,7 +47,7 @@ def settings_form(current):
     """
     with st.sidebar.form("fit_form"):
         optimizer = st.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(current.optimizer),
-                                 format_func=OPTIMIZER_NAMES.get, key="fit_optimizer")
+                                 format_func=problem1.OPTIMIZER_NAMES.get, key="fit_optimizer")
         lr = ui.lr_slider("Learning rate", current.lr, key="fit_lr")
         batch_size = st.number_input("Batch size", 1, 65_536, current.batch_size,
                                      key="fit_batch_size")
@@ -88,6 +85,8 @@ def show_result(result, config, n_samples):
             f"stopped there. Try a learning rate below {config.lr:g}."
         )
     st.altair_chart(charts.loss_curve_chart(history, config.target_loss), width="stretch")
+    st.caption(f"Settings of this run: {problem1.describe_settings(config)}, at most "
+               f"{config.max_epochs} epochs, target MSE {config.target_loss:g}.")
     st.caption("The loss of an epoch is the mean of its minibatch losses, as the exercise "
                "reports it; it drifts while the weights change within the epoch.")
     ui.csv_download(history, "fit_history.csv")

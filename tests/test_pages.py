@@ -423,14 +423,14 @@ def test_bad_upload_keeps_previous_upload():
     assert not at.exception
     assert not at.error
     accepted = at.session_state["problem1_data"]
-    assert accepted.label == "small.pth (20 samples, 3 inputs, 1 outputs)"
+    assert accepted.label == "file small.pth (20 samples, 3 inputs, 1 outputs)"
 
     upload(at, "notes.pth", b"not a torch file")
 
     assert not at.exception
     errors = texts(at.error)
     assert len(errors) == 1
-    assert "Still using the small.pth (20 samples" in errors[0]
+    assert "Still using the file small.pth (20 samples" in errors[0]
     assert at.session_state["problem1_data"] == accepted
 
 
@@ -452,7 +452,7 @@ def test_upload_reaches_both_problem1_pages(train_calls):
     assert not at.error
     assert len(train_calls) == 1
     captions = texts(at.caption)
-    assert any("trained on the small.pth (20 samples" in text for text in captions)
+    assert any("trained on the file small.pth (20 samples" in text for text in captions)
     # 20 samples in batches of up to 8 make 3 batches.
     assert any(text.startswith("3 minibatches of up to 8 samples") for text in captions)
 
@@ -462,7 +462,7 @@ def test_upload_names_data_at_once():
     upload(at, "small.pth", small_data_file())
 
     assert not at.exception
-    assert "Data: small.pth (20 samples, 3 inputs, 1 outputs)" in texts(at.caption)
+    assert "Data: file small.pth (20 samples, 3 inputs, 1 outputs)" in texts(at.caption)
 
 
 def test_batch_larger_than_data_is_explained():

@@ -319,7 +319,7 @@ def result_captions(page):
 def expected_caption_parts(settings):
     seeds = settings["Seeds per width"]
     n_train = settings["Training points N"]
-    start = f"{RESULT_CAPTION_START} {seeds} seed(s);"
+    start = f"{RESULT_CAPTION_START} {seeds} {'seed' if seeds == 1 else 'seeds'};"
     return start, f"on all {n_train} training points"
 
 

@@ -107,7 +107,8 @@ class SweepVisit:
         }
 
     def result_caption_start(self):
-        return f"Lines: mean over {self.seeds} seed(s);"
+        noun = "seed" if self.seeds == 1 else "seeds"
+        return f"Lines: mean over {self.seeds} {noun};"
 
     def widths(self):
         return log_spaced_widths(self.min_width, self.max_width, self.n_widths)
@@ -135,7 +136,7 @@ class FitVisit:
 
     def data_caption(self):
         return (
-            f"Data: {self.file_name} ({self.n_samples} samples, {self.d_in} inputs, "
+            f"Data: file {self.file_name} ({self.n_samples} samples, {self.d_in} inputs, "
             f"{self.d_out} outputs)"
         )
 
