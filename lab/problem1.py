@@ -41,12 +41,12 @@ def builtin_choice():
 
 
 def current_data():
-    """The visitor's data set: the last valid upload, else the built-in one."""
+    """Return the visitor's data set: the last valid upload, else the built-in one."""
     return st.session_state.get("problem1_data") or builtin_choice()
 
 
 def current_settings():
-    """The visitor's last fit settings, else the exercise's."""
+    """Return the visitor's last fit settings, else the exercise's."""
     return st.session_state.get("problem1_settings") or TrainConfig()
 
 
@@ -66,7 +66,7 @@ def accept_upload(uploaded):
 
 
 def describe_settings(config):
-    """One line naming the settings of a fit, for captions under its results."""
+    """Name the settings of a fit in one line, for captions under its results."""
     text = (f"{OPTIMIZER_NAMES[config.optimizer]}, learning rate {config.lr:g}, "
             f"batch size {config.batch_size}, seed {config.seed}")
     if config.weight_decay:
@@ -75,7 +75,7 @@ def describe_settings(config):
 
 
 def astuple(config):
-    """The settings as the tuple the cached functions key on."""
+    """Return the settings as the tuple that the cached functions key on."""
     return dataclasses.astuple(config)
 
 

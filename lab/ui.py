@@ -43,7 +43,7 @@ def format_lr(lr):
 
 
 def lr_slider(label, default, key):
-    """A learning-rate slider on a log grid of 1, 2 and 5 per decade."""
+    """Draw a learning-rate slider on a log grid of 1, 2 and 5 per decade."""
     return st.select_slider(label, options=LEARNING_RATES, value=default,
                             format_func=format_lr, key=key)
 
