@@ -7,6 +7,8 @@ because starting the app imports torch and takes several seconds.
 import pytest
 import torch
 
+import ddcore.training
+
 from e2e_support import (
     CHROMIUM_ARGS,
     CHROMIUM_PATH,
@@ -89,3 +91,21 @@ def page(browser):
 def screenshot_dir(tmp_path_factory):
     """Folder for the page screenshots the end-to-end tests save."""
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def train_calls(monkeypatch):
+    """List of the TrainConfig of every Problem 1 training run during the test.
+
+    lab.cached looks up ddcore.training.train_regressor at call time, so a
+    counting wrapper in its place records every fit that misses the cache.
+    """
+    calls = []
+    train_regressor = ddcore.training.train_regressor
+
+    def counting_train_regressor(x, y, config, on_epoch=None, should_stop=None):
+        calls.append(config)
+        return train_regressor(x, y, config, on_epoch, should_stop)
+
+    monkeypatch.setattr(ddcore.training, "train_regressor", counting_train_regressor)
+    return calls

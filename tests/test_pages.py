@@ -18,7 +18,6 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-import ddcore.training
 from ddcore.budget import MAX_WORK_ENV
 from ddcore.models import student_n_params
 from ddcore.regression_data import make_builtin_data
@@ -63,24 +62,6 @@ def empty_caches():
     st.cache_data.clear()
     yield
     st.cache_data.clear()
-
-
-@pytest.fixture
-def train_calls(monkeypatch):
-    """List of the TrainConfig of every Problem 1 training run during the test.
-
-    lab.cached looks up ddcore.training.train_regressor at call time, so a
-    counting wrapper in its place records every fit that misses the cache.
-    """
-    calls = []
-    train_regressor = ddcore.training.train_regressor
-
-    def counting_train_regressor(x, y, config, on_epoch=None, should_stop=None):
-        calls.append(config)
-        return train_regressor(x, y, config, on_epoch, should_stop)
-
-    monkeypatch.setattr(ddcore.training, "train_regressor", counting_train_regressor)
-    return calls
 
 
 # ---------------------------------------------------------------------------
