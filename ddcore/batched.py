@@ -53,7 +53,7 @@ class FlatAdam:
     updates every buffer in one pass. Calling it directly skips about 10 us
     of Python bookkeeping per step, a few percent of a small sweep's epoch.
     Adam acts on each element alone, so each student gets the update its own
-    torch.optim.Adam with the default betas and eps would give it; the tests
+    torch.optim.Adam with the default betas and eps would give it. The tests
     compare the two.
     """
 

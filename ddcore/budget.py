@@ -21,7 +21,7 @@ class WorkBudgetError(ValueError):
 
 
 def max_work():
-    """The work budget in multiply-adds: DDCORE_MAX_WORK if set, else the default."""
+    """Return the work budget in multiply-adds: DDCORE_MAX_WORK if set, else the default."""
     value = os.environ.get(MAX_WORK_ENV)
     if value is None:
         return DEFAULT_MAX_WORK

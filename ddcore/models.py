@@ -110,7 +110,7 @@ def build_model(make, generator):
     """Call make() to build a model, then initialise it from generator.
 
     Built on the meta device, the layers allocate nothing and draw no random
-    numbers, so the global random state stays untouched; to_empty then
+    numbers, so the global random state stays untouched. to_empty then
     allocates the weights that init_model_ fills.
     """
     with torch.device("meta"):

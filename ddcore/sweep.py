@@ -213,7 +213,7 @@ def width_sweep(data, widths, seeds, config, on_progress=None, should_stop=None)
     """Train a student of every width with every seed on data; one row per run.
 
     on_progress(fraction) is called after every chunk of epochs, and
-    should_stop() is polled there too; when it returns True the sweep
+    should_stop() is polled there too. When it returns True the sweep
     raises TrainingCancelled, so no partial result passes for a whole one.
     """
     runs = [(int(w), int(s)) for w in sorted(set(widths)) for s in seeds]

@@ -47,7 +47,7 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """What a training run produced, epoch by epoch."""
+    """Result of a training run: the loss of every epoch and how the run ended."""
 
     losses: list = field(default_factory=list)  # epoch-mean minibatch MSE per epoch
     epochs_to_target: int | None = None  # first epoch whose mean MSE beat the target
@@ -73,7 +73,7 @@ def make_optimizer(params, config):
 
 
 def epoch_order(n_samples, generator):
-    """The shuffled sample order of one epoch, as DataLoader draws it.
+    """Draw the shuffled sample order of one epoch, as DataLoader draws it.
 
     Per epoch, DataLoader(shuffle=True, generator=g) draws a base seed for
     its workers, the permutation it uses, and a second permutation whose

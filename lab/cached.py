@@ -21,7 +21,7 @@ CACHE = {"max_entries": 32, "ttl": 3600, "show_spinner": False}
 
 @st.cache_data(**CACHE)
 def builtin_regression_data():
-    """The generated stand-in for the course's Problem 1 data file."""
+    """Generate the stand-in for the course's Problem 1 data file."""
     return regression_data.make_builtin_data()
 
 

@@ -3,8 +3,8 @@
 A cached function cannot draw on the page itself: Streamlit replays the
 elements a cached function drew on every later hit, and a progress bar made
 outside the function cannot be replayed. So the computation runs in a
-worker thread and writes its progress into a small shared object; the
-script thread polls it and moves the bar. If the script stops while waiting
+worker thread and writes its progress into a small shared object, which
+the script thread polls to move the bar. If the script stops while waiting
 (the visitor changed page or pressed Run again), the worker is told to stop
 at its next chunk, raises, and the cache stores nothing for that key.
 """

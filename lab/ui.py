@@ -17,7 +17,7 @@ def friendly_errors(what):
 
     ValueError and its subclasses carry a message written for the visitor
     (an invalid setting, a rejected file, a budget overrun). Anything else
-    is a bug: its traceback goes to the server log, and the visitor sees a
+    is a bug: its traceback goes to the server log, and the visitor gets a
     plain sentence. Streamlit's own rerun and stop signals are
     BaseExceptions and pass through untouched.
     """

@@ -92,8 +92,8 @@ def linked_paths(page, base_url):
 
 
 # This test runs first, as an instructor opens the home page before class:
-# on a freshly started server, Streamlit 1.67 answers the very first direct
-# page address with a "Page not found" notice (see streamlit_app.py).
+# on a freshly started server, Streamlit 1.67 shows, for the very first direct
+# page address, a "Page not found" notice (see streamlit_app.py).
 def test_overview_links_experiment_pages(page, streamlit_server, screenshot_dir):
     open_app_page(page, f"{streamlit_server}/")
 

@@ -448,7 +448,7 @@ def test_upload_names_data_at_once():
 
 def test_batch_larger_than_data_is_explained():
     # The uploaded file has 20 samples; a batch size of 64 makes every epoch
-    # one full batch, and the page says so instead of failing.
+    # one full batch, and the page explains that instead of failing.
     at = open_page(OPTIMIZER_FIT)
     upload(at, "small.pth", small_data_file())
     widget(at.number_input, "Maximum epochs").set_value(3)
@@ -463,7 +463,7 @@ def test_batch_larger_than_data_is_explained():
 
 def test_diverged_sweep_runs_are_named():
     # Adam's step is bounded, so the page's learning rates cannot make a
-    # sweep diverge; the warning is checked on a result frame with one
+    # sweep diverge. The warning is checked on a result frame with one
     # diverged run, as the engine reports it.
     def page():
         import pandas as pd

@@ -282,7 +282,7 @@ def test_should_stop_cancels_sweep(data):
 
 def test_divergence_marks_only_bad_runs(data):
     # At lr 1e6, Adam sends most students to inf within two epochs, but
-    # width 2 with seed 1 happens to stay finite. So one bucket holds both
+    # width 2 with seed 1 happens to stay finite. So one bucket contains both
     # kinds of run, which the asserts below confirm.
     widths, seeds = [2, 8], [0, 1]
     config = SweepConfig(epochs=5, lr=1e6)
